@@ -1,0 +1,42 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# mypy --strict covers the typed core; the Faust shells join it as they land.
+TYPED := callstream
+
+.PHONY: install run test lint typecheck pytest bench kafka-fetch clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callstream needs Python 3.11+: run make with PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+kafka-fetch: install
+	$(BIN)/callstream kafka fetch
+
+run: kafka-fetch
+	$(BIN)/callstream up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy $(TYPED)
+
+pytest: kafka-fetch
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: kafka-fetch
+	@ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

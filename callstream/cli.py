@@ -1,0 +1,177 @@
+"""The ``callstream`` command: one verb per job, progress on stderr, results on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from callstream import __version__
+from callstream.ingest.app import create_app as create_ingest_app
+from callstream.kafka import broker
+from callstream.kafka.fetch import FetchError, fetch
+from callstream.kafka.java import JavaError
+from callstream.kafka.release import ReleaseError
+from callstream.processors.worker import create_app as create_worker_app
+from callstream.settings import KafkaSettings, SettingsError
+from callstream.up import Endpoint, run_up
+from callstream.webapp import serve
+
+
+def _progress(line: str) -> None:
+    print(f"callstream: {line}", file=sys.stderr, flush=True)
+
+
+def _kafka_settings() -> KafkaSettings:
+    return KafkaSettings.from_env()
+
+
+def cmd_kafka_fetch(args: argparse.Namespace) -> int:
+    settings = _kafka_settings()
+    fetch(settings.release, mvn=settings.mvn, offline_only=args.offline, progress=_progress)
+    print(settings.release.libs_dir)
+    return 0
+
+
+def cmd_kafka_start(args: argparse.Namespace) -> int:
+    settings = _kafka_settings()
+    data_dir = args.data_dir or settings.data_dir
+    try:
+        current = broker.start(
+            data_dir,
+            settings.release,
+            port=args.port if args.port is not None else settings.port,
+            jvm=settings.jvm,
+            timeout=settings.start_timeout,
+            progress=_progress,
+        )
+    except broker.AlreadyRunning as running:
+        _progress(str(running))
+        print(running.status.bootstrap)
+        return 0
+    _progress(f"Kafka is ready at {current.bootstrap} (pid {current.pid}, data dir {data_dir})")
+    print(current.bootstrap)
+    return 0
+
+
+def cmd_kafka_stop(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or _kafka_settings().data_dir
+    if broker.stop(data_dir, progress=_progress):
+        _progress("the broker stopped")
+    else:
+        _progress(f"no broker runs for data dir {data_dir.resolve()}")
+    return 0
+
+
+def cmd_kafka_status(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or _kafka_settings().data_dir
+    current = broker.status(data_dir)
+    if current.running:
+        answering = "answering" if current.answering else "not answering yet"
+        print(
+            f"running at {current.bootstrap} (pid {current.pid}, {answering}, "
+            f"data dir {current.data_dir})"
+        )
+        return 0
+    stale = f"; stale pid file (pid {current.stale_pid} is gone)" if current.stale_pid else ""
+    print(f"not running (data dir {current.data_dir}{stale})")
+    return 3  # LSB: program is not running
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _kafka_settings()
+    if args.kafka_port is not None or args.data_dir is not None:
+        settings = replace(
+            settings,
+            port=args.kafka_port if args.kafka_port is not None else settings.port,
+            data_dir=args.data_dir or settings.data_dir,
+        )
+    return run_up(
+        settings,
+        ingress=Endpoint(args.host, args.ingest_port),
+        worker=Endpoint(args.host, args.worker_port),
+        progress=_progress,
+    )
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    serve(create_ingest_app(), args.host, args.port)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    serve(create_worker_app(), args.web_host, args.web_port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callstream",
+        description="OMICall call events: webhook ingress, Kafka, stream processors.",
+    )
+    parser.add_argument("--version", action="version", version=f"callstream {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    kafka = verbs.add_parser("kafka", help="the local Apache Kafka broker (KRaft, single node)")
+    kafka_verbs = kafka.add_subparsers(dest="kafka_verb", required=True, metavar="ACTION")
+    fetch_parser = kafka_verbs.add_parser(
+        "fetch",
+        help="resolve the pinned Kafka jars into .cache/kafka/<version>/ (offline when cached)",
+    )
+    fetch_parser.add_argument(
+        "--offline", action="store_true", help="never download: Maven's local repository only"
+    )
+    fetch_parser.set_defaults(func=cmd_kafka_fetch)
+
+    data_dir_help = "broker data dir (default .cache/kafka-data, env CALLSTREAM_KAFKA_DATA_DIR)"
+    start_parser = kafka_verbs.add_parser(
+        "start", help="start the broker and wait until it is ready"
+    )
+    start_parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="broker port (default 9092, env CALLSTREAM_KAFKA_PORT)",
+    )
+    start_parser.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
+    start_parser.set_defaults(func=cmd_kafka_start)
+    stop_parser = kafka_verbs.add_parser("stop", help="stop the broker (SIGTERM, then SIGKILL)")
+    stop_parser.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
+    stop_parser.set_defaults(func=cmd_kafka_stop)
+    status_parser = kafka_verbs.add_parser(
+        "status", help="say whether the broker runs and where (exit 3 when not)"
+    )
+    status_parser.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
+    status_parser.set_defaults(func=cmd_kafka_status)
+
+    up = verbs.add_parser("up", help="broker + ingress + worker in the foreground (make run)")
+    up.add_argument("--host", default="127.0.0.1", help="address the services listen on")
+    up.add_argument("--ingest-port", type=int, default=8080, help="ingress port (default 8080)")
+    up.add_argument("--worker-port", type=int, default=6066, help="worker web port (default 6066)")
+    up.add_argument("--kafka-port", type=int, default=None, help="local broker port (default 9092)")
+    up.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
+    up.set_defaults(func=cmd_up)
+
+    ingest = verbs.add_parser("ingest", help="the webhook ingress")
+    ingest.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    ingest.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    ingest.set_defaults(func=cmd_ingest)
+
+    worker = verbs.add_parser("worker", help="the stream-processing worker and its query API")
+    worker.add_argument("--web-host", default="127.0.0.1", help="web address (default 127.0.0.1)")
+    worker.add_argument("--web-port", type=int, default=6066, help="web port (default 6066)")
+    worker.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (FetchError, broker.BrokerError, JavaError, ReleaseError, SettingsError) as exc:
+        _progress(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,76 @@
+"""Settings read from the environment once, at the command's start (never at import time).
+
+Each service has its own small frozen settings object; README's configuration table lists
+every variable.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from callstream.kafka.broker import JvmSettings
+from callstream.kafka.release import KafkaRelease, pinned_release, project_root
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value that cannot be used."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where Kafka is: an existing cluster, or the local broker this project runs."""
+
+    bootstrap_servers: str | None
+    release: KafkaRelease
+    data_dir: Path
+    port: int
+    jvm: JvmSettings
+    start_timeout: float
+    mvn: str
+
+    @property
+    def local_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSettings:
+        env = os.environ if environ is None else environ
+        root = project_root(dict(env))
+        cache = env.get("CALLSTREAM_KAFKA_CACHE_DIR")
+        data_dir = env.get("CALLSTREAM_KAFKA_DATA_DIR")
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
+            release=pinned_release(root, Path(cache) if cache else None),
+            data_dir=Path(data_dir) if data_dir else root / ".cache" / "kafka-data",
+            port=_int(env, "CALLSTREAM_KAFKA_PORT", 9092),
+            jvm=JvmSettings(
+                heap=env.get("CALLSTREAM_KAFKA_HEAP", "").strip() or "1g",
+                extra=tuple(shlex.split(env.get("CALLSTREAM_KAFKA_JAVA_OPTS", ""))),
+            ),
+            start_timeout=_float(env, "CALLSTREAM_KAFKA_START_TIMEOUT", 60.0),
+            mvn=env.get("CALLSTREAM_MVN", "").strip() or "mvn",
+        )

@@ -1,0 +1,1 @@
+"""The webhook ingress: authenticates, validates and publishes provider webhooks to Kafka."""

@@ -1,0 +1,1 @@
+"""Stream processors: call-state join, metrics and the query API (faust-streaming)."""

@@ -1,0 +1,1 @@
+"""Typed models of every payload and the published contract of every topic."""
