@@ -1,0 +1,20 @@
+# The callstream services (ingress and worker) for users who have Docker.
+# docker-compose.yml runs the pinned apache/kafka image beside them.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY callstream ./callstream
+COPY ingest ./ingest
+COPY processors ./processors
+COPY schemas ./schemas
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 callstream
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER callstream
+WORKDIR /home/callstream
+ENV CALLSTREAM_DATA_DIR=/home/callstream/data
+ENTRYPOINT ["callstream"]
+CMD ["--help"]
