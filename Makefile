@@ -19,7 +19,7 @@ install: $(STAMP)
 kafka-fetch: install
 	$(BIN)/callstream kafka fetch
 
-run: kafka-fetch
+run: install
 	$(BIN)/callstream up
 
 lint: install

@@ -136,7 +136,7 @@ def unique_group() -> str:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
+def cli_env() -> dict[str, str]:
     """The environment for running the ``callstream`` command in a subprocess."""
     env = dict(os.environ)
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
