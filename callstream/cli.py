@@ -8,12 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from callstream import __version__
-from callstream.ingest.app import create_app as create_ingest_app
+from callstream.ingest.auth import AuthConfigError
+from callstream.ingest.server import serve_ingress
 from callstream.kafka import broker
 from callstream.kafka.fetch import FetchError, fetch
 from callstream.kafka.java import JavaError
 from callstream.kafka.release import ReleaseError
 from callstream.processors.worker import create_app as create_worker_app
+from callstream.schemas.cli import add_schemas_cli
 from callstream.settings import KafkaSettings, SettingsError
 from callstream.up import Endpoint, run_up
 from callstream.webapp import serve
@@ -96,7 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    serve(create_ingest_app(), args.host, args.port)
+    serve_ingress(args.host, args.port)
     return 0
 
 
@@ -162,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--web-host", default="127.0.0.1", help="web address (default 127.0.0.1)")
     worker.add_argument("--web-port", type=int, default=6066, help="web port (default 6066)")
     worker.set_defaults(func=cmd_worker)
+
+    add_schemas_cli(verbs)
     return parser
 
 
@@ -169,7 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (FetchError, broker.BrokerError, JavaError, ReleaseError, SettingsError) as exc:
+    except (
+        AuthConfigError,
+        FetchError,
+        broker.BrokerError,
+        JavaError,
+        ReleaseError,
+        SettingsError,
+    ) as exc:
         _progress(f"error: {exc}")
         return 1
     except KeyboardInterrupt:

@@ -20,7 +20,8 @@ class SettingsError(ValueError):
     """An environment variable has a value that cannot be used."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """An integer variable; empty or unset gives ``default``."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -30,7 +31,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number variable; empty or unset gives ``default``."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -38,6 +40,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def env_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case); empty or unset gives ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
 @dataclass(frozen=True)
@@ -66,11 +80,11 @@ class KafkaSettings:
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
             release=pinned_release(root, Path(cache) if cache else None),
             data_dir=Path(data_dir) if data_dir else root / ".cache" / "kafka-data",
-            port=_int(env, "CALLSTREAM_KAFKA_PORT", 9092),
+            port=env_int(env, "CALLSTREAM_KAFKA_PORT", 9092),
             jvm=JvmSettings(
                 heap=env.get("CALLSTREAM_KAFKA_HEAP", "").strip() or "1g",
                 extra=tuple(shlex.split(env.get("CALLSTREAM_KAFKA_JAVA_OPTS", ""))),
             ),
-            start_timeout=_float(env, "CALLSTREAM_KAFKA_START_TIMEOUT", 60.0),
+            start_timeout=env_float(env, "CALLSTREAM_KAFKA_START_TIMEOUT", 60.0),
             mvn=env.get("CALLSTREAM_MVN", "").strip() or "mvn",
         )

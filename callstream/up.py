@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from callstream.health import wait_http_ok
@@ -39,6 +41,18 @@ class Service:
     name: str
     endpoint: Endpoint
     process: subprocess.Popen[bytes]
+
+
+def ensure_dev_token(path: Path) -> str:
+    """A local webhook token for `up` when CALLSTREAM_WEBHOOK_TOKENS is unset: made once, kept
+    in a git-ignored file readable only by its owner, never printed."""
+    if path.is_file() and len(token := path.read_text().strip()) >= 16:
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
 
 
 def _spawn(name: str, verb: list[str], endpoint: Endpoint, env: dict[str, str]) -> Service:
@@ -100,6 +114,12 @@ def run_up(
             bootstrap = current.bootstrap or settings.local_bootstrap
         progress(f"Kafka at {bootstrap}")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        if not env.get("CALLSTREAM_WEBHOOK_TOKENS", "").strip():
+            token_file = settings.data_dir.parent / "webhook-token"
+            env["CALLSTREAM_WEBHOOK_TOKENS"] = ensure_dev_token(token_file)
+            progress(
+                f"CALLSTREAM_WEBHOOK_TOKENS is unset: the ingress uses the token in {token_file}"
+            )
         services = [
             _spawn("ingress", ["ingest"], ingress, env),
             _spawn("worker", ["worker"], worker, env),

@@ -1,17 +1,287 @@
-"""The ingress web application.
+"""The ingress web application: authenticate, parse, publish, answer.
 
-For now it only answers ``GET /healthz``: authentication, validation and publishing arrive with
-the ingress issue (see README, "Status").
+The webhook handler stays thin: each step is a function of its own module (auth, body, the
+schemas parser, the topic registry, the publisher); this module only orders them and maps each
+refusal to its HTTP status.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import msgspec
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from callstream.ingest.auth import client_address, source_allowed, verify_signature
+from callstream.ingest.body import BodyTooLarge, read_limited
+from callstream.ingest.metrics import IngressMetrics
+from callstream.ingest.openapi import openapi_document
+from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
+from callstream.ingest.settings import IngressSettings
+from callstream.schemas.errors import PayloadKind, WebhookParseError
+from callstream.schemas.parse import parse_webhook
+from callstream.schemas.rejected import rejected_webhook
+from callstream.schemas.topics import REJECTED, topic_for_kind, topic_names
 from callstream.webapp import add_healthz
 
+log = logging.getLogger("callstream.ingest")
 
-def create_app() -> web.Application:
-    app = web.Application()
+
+@dataclass(frozen=True)
+class IngressTopics:
+    """The cluster names of the topics the ingress writes, after the deployment's prefix."""
+
+    by_kind: dict[PayloadKind, str]
+    rejected: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> IngressTopics:
+        names = topic_names(prefix)
+        kinds: tuple[PayloadKind, ...] = ("event", "cdr")
+        return cls({kind: names[topic_for_kind(kind)] for kind in kinds}, names[REJECTED])
+
+
+SETTINGS = web.AppKey("settings", IngressSettings)
+PUBLISHER = web.AppKey("publisher", Publisher)
+METRICS = web.AppKey("metrics", IngressMetrics)
+TOPICS = web.AppKey("topics", IngressTopics)
+
+TOKEN_HEADER = "X-Callstream-Token"  # noqa: S105 - a header name, not a secret
+RETRY_AFTER_S = "5"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Refusal(Exception):
+    """A client-visible refusal: status, stable error code, and a detail safe to show."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def error_response(refusal: Refusal) -> web.Response:
+    return web.Response(
+        status=refusal.status,
+        body=orjson.dumps({"error": refusal.code, "detail": refusal.detail}),
+        content_type="application/json",
+        headers=refusal.headers,
+    )
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
+
+
+def _route_name(request: web.Request) -> str:
+    """The route's template (``/webhooks/omicall/{token}``): never the token itself."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _request_id(request: web.Request) -> str:
+    sent = request.headers.get("X-Request-Id")
+    return sent if sent is not None and _REQUEST_ID.match(sent) else secrets.token_hex(16)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Metrics for every request; JSON bodies for every error; never a traceback to clients."""
+    metrics = request.app[METRICS]
+    route = _route_name(request)
+    started = time.perf_counter()
+    metrics.in_flight.inc()
+    try:
+        response = await handler(request)
+    except Refusal as refusal:
+        response = error_response(refusal)
+    except web.HTTPException as http_error:
+        code = re.sub(r"\W+", "_", (http_error.reason or "error").lower()).strip("_")
+        response = error_response(
+            Refusal(http_error.status, code, http_error.reason or "", dict(http_error.headers))
+        )
+    except Exception:
+        log.exception("unexpected error", extra={"route": route})
+        response = error_response(Refusal(500, "internal", "unexpected server error"))
+    finally:
+        metrics.in_flight.dec()
+    elapsed = time.perf_counter() - started
+    metrics.observe_request(route, response.status, elapsed)
+    if request.app[SETTINGS].log_requests:
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": response.status,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+    return response
+
+
+def _check_content_type(request: web.Request) -> None:
+    content_type = request.content_type
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise Refusal(415, "unsupported_media_type", "Content-Type must be application/json")
+    charset = request.charset
+    if charset is not None and charset.lower().replace("_", "-") not in {"utf-8", "utf8"}:
+        raise Refusal(415, "unsupported_media_type", "the body must be UTF-8")
+
+
+def _source(request: web.Request, settings: IngressSettings) -> str:
+    """The caller's address; checked against the allow-list when there is one."""
+    if not settings.allowed_networks and not settings.trusted_proxies:
+        return request.remote or ""  # nothing to check: skip parsing addresses
+    address = client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
+    )
+    if not source_allowed(address, settings.allowed_networks):
+        raise Refusal(403, "forbidden_source", "this source address may not post webhooks")
+    return str(address) if address is not None else ""
+
+
+def _authenticate(request: web.Request, settings: IngressSettings) -> str:
+    """The caller's address, once its source and its token have been checked."""
+    source = _source(request, settings)
+    token = request.match_info.get("token") or request.headers.get(TOKEN_HEADER)
+    if not settings.tokens.matches(token):
+        raise Refusal(401, "unauthorized", "missing or wrong webhook token")
+    return source
+
+
+async def _read_body(request: web.Request, settings: IngressSettings) -> bytes:
+    try:
+        body = await read_limited(request, settings.max_body_bytes)
+    except BodyTooLarge as too_large:
+        raise Refusal(413, "payload_too_large", str(too_large)) from None
+    request.app[METRICS].received_bytes.inc(len(body))
+    if settings.signing_key is not None:
+        try:
+            verify_signature(
+                settings.signing_key,
+                request.headers.get("webhook-id"),
+                request.headers.get("webhook-timestamp"),
+                request.headers.get("webhook-signature"),
+                body,
+                now=time.time(),
+            )
+        except Exception as bad_signature:
+            raise Refusal(401, "bad_signature", str(bad_signature)) from None
+    return body
+
+
+async def _publish(
+    request: web.Request,
+    topic: str,
+    key: str | None,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+) -> Ack:
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    key_bytes = key.encode() if key is not None else None
+    try:
+        ack = await request.app[PUBLISHER].publish(topic, key_bytes, value, headers)
+    except PublishUnavailable as unavailable:
+        log.error("publish failed", extra={"topic": topic, "error": str(unavailable)})
+        raise Refusal(
+            503, "kafka_unavailable", str(unavailable), {"Retry-After": RETRY_AFTER_S}
+        ) from None
+    metrics.kafka_ack_seconds.observe(time.perf_counter() - started)
+    metrics.published.labels(topic).inc()
+    return ack
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    """``POST /webhooks/omicall[/{token}]``: 200 only after Kafka acknowledged the body."""
+    settings = request.app[SETTINGS]
+    topics = request.app[TOPICS]
+    source = _authenticate(request, settings)
+    _check_content_type(request)
+    body = await _read_body(request, settings)
+    received_at_ms = time.time_ns() // 1_000_000
+    request_id = _request_id(request)
+    headers = [
+        ("callstream-received-at-ms", str(received_at_ms).encode()),
+        ("callstream-request-id", request_id.encode()),
+        ("callstream-source", source.encode()),
+    ]
+    try:
+        webhook = parse_webhook(body)
+    except WebhookParseError as refused:
+        if refused.category == "malformed":
+            raise Refusal(400, refused.code, str(refused)) from None
+        # A JSON object we cannot accept: keep it, with the reason, before saying no.
+        record = msgspec.json.encode(rejected_webhook(refused, body, received_at_ms))
+        await _publish(request, topics.rejected, refused.call_id, record, headers)
+        raise Refusal(422, refused.code, str(refused)) from None
+    topic = topics.by_kind[webhook.kind]
+    headers.append(("callstream-kind", webhook.kind.encode()))
+    ack = await _publish(request, topic, webhook.call_id, body, headers)
+    return _json(
+        {
+            "accepted": True,
+            "kind": webhook.kind,
+            "call_id": webhook.call_id,
+            "topic": ack.topic,
+            "partition": ack.partition,
+            "offset": ack.offset,
+        }
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """503 until the producer is connected and the broker answered recently."""
+    settings = request.app[SETTINGS]
+    if request.app[PUBLISHER].ready(settings.ready_window_s):
+        return _json({"status": "ready"})
+    raise Refusal(503, "not_ready", "Kafka is not reachable", {"Retry-After": RETRY_AFTER_S})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return _json(openapi_document())
+
+
+def create_app(settings: IngressSettings, publisher: Publisher | None = None) -> web.Application:
+    """The ingress app; it starts and stops its publisher with itself (``cleanup_ctx``)."""
+    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = IngressMetrics.create()
+    app[TOPICS] = IngressTopics.with_prefix(settings.topic_prefix)
+    app[PUBLISHER] = publisher or Publisher(
+        settings.bootstrap_servers,
+        send_timeout_s=settings.send_timeout_s,
+        linger_ms=settings.linger_ms,
+    )
+
+    async def publisher_lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await app[PUBLISHER].start()
+        yield
+        await app[PUBLISHER].stop()
+
+    app.cleanup_ctx.append(publisher_lifecycle)
+    app.router.add_post("/webhooks/omicall/{token}", receive_webhook)
+    app.router.add_post("/webhooks/omicall", receive_webhook)
     add_healthz(app, "ingress")
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     return app

@@ -147,8 +147,15 @@ def server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Never starting with '-', which the storage tool would read as an option (Kafka's own
+    Uuid.randomUuid() redraws for the same reason).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _process_alive(pid: int) -> bool:

@@ -105,10 +105,12 @@ def test_jvm_heap_is_fixed_and_extra_flags_come_last() -> None:
     assert "-XX:+ExitOnOutOfMemoryError" in options
 
 
-def test_cluster_ids_are_22_url_safe_characters_and_unique() -> None:
-    ids = {new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50
-    assert all(len(i) == 22 and "=" not in i and "+" not in i and "/" not in i for i in ids)
+def test_cluster_ids_are_22_url_safe_characters_unique_and_never_look_like_options() -> None:
+    ids = {new_cluster_id() for _ in range(2000)}  # about 30 would start with '-' if allowed
+    assert len(ids) == 2000
+    assert all(len(i) == 22 for i in ids)
+    assert not any(set(i) & set("=+/") for i in ids)
+    assert not any(i.startswith("-") for i in ids)
 
 
 def _cache(tmp_path: Path, version: str = "4.0.2") -> KafkaRelease:

@@ -1,0 +1,30 @@
+"""The baseline for bench/ingest.py: a bare aiohttp handler that reads the body, parses it with
+orjson and answers a small JSON, without Kafka. Same server settings as the ingress.
+
+    python bench/bare_server.py PORT
+"""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+from aiohttp import web
+
+
+async def handle(request: web.Request) -> web.Response:
+    document = orjson.loads(await request.read())
+    return web.Response(
+        body=orjson.dumps({"accepted": True, "call_id": document.get("transaction_id")}),
+        content_type="application/json",
+    )
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_post("/webhooks/omicall/{token}", handle)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

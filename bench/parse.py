@@ -1,0 +1,104 @@
+"""Parse + validate throughput of ``parse_webhook`` against plain ``orjson.loads``.
+
+A third column, msgspec's typed decode alone (validation without the hostile-JSON checks and
+without keeping unknown fields), shows what those checks cost. All three run on the same bytes
+(the provider samples as stored) in alternating rounds of one run, so a noisy machine moves
+them alike; the ratio of medians is what to quote. Writes bench/results/parse.json and exits 1
+when a ratio of parse_webhook to orjson.loads is under the target.
+
+    .venv/bin/python bench/parse.py [--rounds 7] [--seconds 0.3] [--target 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import orjson
+
+from callstream.schemas.parse import parse_webhook
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "schemas" / "samples"
+RESULTS = ROOT / "bench" / "results" / "parse.json"
+
+
+def rate(fn: Callable[[bytes], object], body: bytes, seconds: float) -> float:
+    """Calls per second of ``fn(body)``, timed over batches for about ``seconds``."""
+    batch, calls, elapsed = 1000, 0, 0.0
+    while elapsed < seconds:
+        start = time.perf_counter()
+        for _ in range(batch):
+            fn(body)
+        elapsed += time.perf_counter() - start
+        calls += batch
+    return calls / elapsed
+
+
+def measure(body: bytes, rounds: int, seconds: float) -> dict[str, float]:
+    model = type(parse_webhook(body).payload)  # fails early on a sample the parser refuses
+    typed = msgspec.json.Decoder(model, strict=False).decode
+    sides: dict[str, Callable[[bytes], object]] = {
+        "orjson_loads_per_s": orjson.loads,
+        "parse_webhook_per_s": parse_webhook,
+        "msgspec_typed_per_s": typed,
+    }
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            rates[name].append(rate(fn, body, seconds))
+    row = {name: statistics.median(values) for name, values in rates.items()}
+    row["bytes"] = len(body)
+    row["ratio"] = row["parse_webhook_per_s"] / row["orjson_loads_per_s"]
+    row["msgspec_ratio"] = row["msgspec_typed_per_s"] / row["orjson_loads_per_s"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per sample (median)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="time per round and side")
+    parser.add_argument("--target", type=float, default=0.5, help="lowest acceptable ratio")
+    parser.add_argument("--samples", type=Path, default=SAMPLES, help="dir of *.json samples")
+    args = parser.parse_args(argv)
+
+    results = {
+        path.name: measure(path.read_bytes(), args.rounds, args.seconds)
+        for path in sorted(args.samples.glob("*.json"))
+    }
+    print(
+        f"{'sample':<19} {'bytes':>5} {'orjson.loads/s':>14} {'parse_webhook/s':>15} "
+        f"{'ratio':>5} {'msgspec typed/s':>15} {'ratio':>5}"
+    )
+    for name, row in results.items():
+        print(
+            f"{name:<19} {row['bytes']:>5.0f} {row['orjson_loads_per_s']:>14,.0f} "
+            f"{row['parse_webhook_per_s']:>15,.0f} {row['ratio']:>5.2f} "
+            f"{row['msgspec_typed_per_s']:>15,.0f} {row['msgspec_ratio']:>5.2f}",
+            flush=True,
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "python": platform.python_version(),
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "target": args.target,
+        "samples": results,
+    }
+    RESULTS.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    slow = [name for name, row in results.items() if row["ratio"] < args.target]
+    if slow:
+        print(f"under the target ratio {args.target}: {', '.join(slow)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ingress's settings, read once from the environment when it starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from callstream.ingest.auth import IPNetwork, TokenSet, parse_networks, parse_signing_secret
+from callstream.settings import SettingsError, env_bool, env_float, env_int
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """Everything the ingress needs; secrets are kept only in derived form (digests, keys)."""
+
+    tokens: TokenSet
+    signing_key: bytes | None = field(default=None, repr=False)
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = ""
+    max_body_bytes: int = 64 * 1024
+    send_timeout_s: float = 5.0
+    linger_ms: int = 2
+    ready_window_s: float = 10.0
+    log_requests: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IngressSettings:
+        env = os.environ if environ is None else environ
+        secret = env.get("CALLSTREAM_WEBHOOK_SIGNING_SECRET", "").strip()
+        settings = cls(
+            tokens=TokenSet.parse(env.get("CALLSTREAM_WEBHOOK_TOKENS", "")),
+            signing_key=parse_signing_secret(secret) if secret else None,
+            allowed_networks=parse_networks(
+                env.get("CALLSTREAM_ALLOWED_CIDRS", ""), "CALLSTREAM_ALLOWED_CIDRS"
+            ),
+            trusted_proxies=parse_networks(
+                env.get("CALLSTREAM_TRUSTED_PROXIES", ""), "CALLSTREAM_TRUSTED_PROXIES"
+            ),
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
+            topic_prefix=env.get("CALLSTREAM_TOPIC_PREFIX", "").strip(),
+            max_body_bytes=env_int(env, "CALLSTREAM_MAX_BODY_BYTES", 64 * 1024),
+            send_timeout_s=env_float(env, "CALLSTREAM_SEND_TIMEOUT", 5.0),
+            linger_ms=env_int(env, "CALLSTREAM_INGEST_LINGER_MS", 2),
+            log_requests=env_bool(env, "CALLSTREAM_LOG_REQUESTS", default=False),
+            log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
+        )
+        if settings.max_body_bytes < 1024:
+            raise SettingsError("CALLSTREAM_MAX_BODY_BYTES must be at least 1024")
+        if settings.send_timeout_s <= 0:
+            raise SettingsError("CALLSTREAM_SEND_TIMEOUT must be positive")
+        return settings
