@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -19,9 +18,9 @@ from types import FrameType
 from callstream.health import wait_http_ok
 from callstream.kafka import broker
 from callstream.kafka.fetch import fetch
+from callstream.progress import Progress
 from callstream.settings import KafkaSettings
 
-Progress = Callable[[str], None]
 SERVICE_START_TIMEOUT = 60.0
 SERVICE_STOP_GRACE = 20.0
 

@@ -11,33 +11,45 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from callstream.schemas.omicall import CallId, Direction
+from callstream.schemas.omicall import CallDetailRecord, CallId, Direction
 
 Millis = Annotated[int, msgspec.Meta(ge=0, description="epoch milliseconds")]
 Secs = Annotated[float, msgspec.Meta(ge=0, description="seconds")]
 Revision = Annotated[int, msgspec.Meta(ge=1, description="grows with every correction")]
-CallPhase = Literal["ringing", "answered", "ended"]
+CallStatus = Literal["ringing", "answered", "ended", "completed"]
 Outcome = Literal["answered", "missed", "abandoned", "unknown"]
 Source = Literal["live", "cdr", "both"]
 
 
 class CallState(msgspec.Struct, frozen=True, kw_only=True):
-    """``callstream.call-state``: everything known about one call so far (compacted by id)."""
+    """``callstream.call-state``: everything known about one call so far (compacted by id).
+
+    The live timeline (``*_at_ms``) comes from the live events, ``cdr`` from the final record;
+    the derived fields follow the rules of docs/call-state.md (processors issue).
+    """
 
     call_id: CallId
     revision: Revision
-    phase: CallPhase
+    status: CallStatus
     direction: Direction | None = None
-    customer_number: str | None = None
     hotline: str | None = None
-    agent_extension: str | None = None
+    agent: str | None = None  # the agent's extension (sip_user / the live from_number)
+    agent_name: str | None = None
+    customer_number: str | None = None
     ringing_at_ms: Millis | None = None
     answered_at_ms: Millis | None = None
-    ended_at_ms: Millis | None = None
-    cdr_received_at_ms: Millis | None = None
-    has_cdr: bool = False
-    live_events: Annotated[int, msgspec.Meta(ge=0)] = 0
-    last_event_at_ms: Millis | None = None
+    hangup_at_ms: Millis | None = None
+    cdr: CallDetailRecord | None = None
+    outcome: Outcome | None = None
+    ring_sec: Secs | None = None
+    ring_sec_estimated: bool = False  # from the CDR's duration - bill_sec, not the timeline
+    talk_sec: Secs | None = None
+    bill_sec: Secs | None = None
+    cost: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    cdr_missing: bool = False  # completed without a CDR (cdr_timeout or stale_timeout)
+    live_missing: bool = False  # a CDR with no live event before it
+    events_seen: list[str] = msgspec.field(default_factory=list)  # what the fold has applied
+    updated_at_ms: Millis
 
 
 class LiveCall(msgspec.Struct, frozen=True, kw_only=True):

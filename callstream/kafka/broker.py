@@ -17,15 +17,15 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from callstream.kafka.java import checked_java
 from callstream.kafka.probe import broker_answers
 from callstream.kafka.release import KafkaRelease
+from callstream.progress import Progress, silent
 
-Progress = Callable[[str], None]
 HOST = "127.0.0.1"
 
 
@@ -307,7 +307,7 @@ def start(
     port: int = 9092,
     jvm: JvmSettings = JvmSettings(),
     timeout: float = 60.0,
-    progress: Progress = lambda _line: None,
+    progress: Progress = silent,
 ) -> BrokerStatus:
     """Start the broker in the background and wait until it answers a metadata request.
 
@@ -389,7 +389,7 @@ def _terminate(pid: int, grace: float) -> bool:
     return False
 
 
-def stop(data_dir: Path, *, grace: float = 30.0, progress: Progress = lambda _line: None) -> bool:
+def stop(data_dir: Path, *, grace: float = 30.0, progress: Progress = silent) -> bool:
     """Stop the broker of ``data_dir`` cleanly; False when none was running."""
     paths = BrokerPaths(data_dir.resolve())
     with _data_dir_lock(paths):

@@ -12,13 +12,12 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from callstream.kafka.release import KafkaRelease
+from callstream.progress import Progress, silent
 
-Progress = Callable[[str], None]
 MANIFEST_FORMAT = 1
 
 
@@ -96,7 +95,7 @@ def fetch(
     *,
     mvn: str = "mvn",
     offline_only: bool = False,
-    progress: Progress = lambda _line: None,
+    progress: Progress = silent,
 ) -> FetchResult:
     """Make ``release``'s jars present and verified in its cache directory.
 

@@ -114,7 +114,9 @@ def test_provider_schemas_agree_with_the_parser(name: str, bodies: list[dict[str
 def _processor_values() -> dict[str, msgspec.Struct]:
     error = WebhookParseError(None, "not_object", "the body is a JSON array, not an object")
     return {
-        "callstream.call-state": CallState(call_id="c", revision=1, phase="ringing"),
+        "callstream.call-state": CallState(
+            call_id="c", revision=1, status="ringing", updated_at_ms=1
+        ),
         "callstream.live-calls": LiveCall(call_id="c", phase="answered", updated_at_ms=1),
         "callstream.calls-completed": CompletedCall(
             call_id="c", revision=2, source="both", outcome="answered", talk_seconds=6.0
