@@ -34,9 +34,10 @@ pytest: kafka-fetch
 
 test: lint typecheck pytest
 
+# Each prints a table and writes bench/results/<name>.json; exit 1 when a target is missed.
 bench: kafka-fetch
-	@ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python -m bench.parse
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -6,14 +6,12 @@ without keeping unknown fields), shows what those checks cost. All three run on 
 them alike; the ratio of medians is what to quote. Writes bench/results/parse.json and exits 1
 when a ratio of parse_webhook to orjson.loads is under the target.
 
-    .venv/bin/python bench/parse.py [--rounds 7] [--seconds 0.3] [--target 0.5]
+    .venv/bin/python -m bench.parse [--rounds 7] [--seconds 0.3] [--target 0.5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
@@ -23,11 +21,11 @@ from pathlib import Path
 import msgspec
 import orjson
 
+from bench.report import print_table, write_results
 from callstream.schemas.parse import parse_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "schemas" / "samples"
-RESULTS = ROOT / "bench" / "results" / "parse.json"
 
 
 def rate(fn: Callable[[bytes], object], body: bytes, seconds: float) -> float:
@@ -73,26 +71,31 @@ def main(argv: list[str] | None = None) -> int:
         path.name: measure(path.read_bytes(), args.rounds, args.seconds)
         for path in sorted(args.samples.glob("*.json"))
     }
-    print(
-        f"{'sample':<19} {'bytes':>5} {'orjson.loads/s':>14} {'parse_webhook/s':>15} "
-        f"{'ratio':>5} {'msgspec typed/s':>15} {'ratio':>5}"
+    print_table(
+        [
+            "sample",
+            "bytes",
+            "orjson.loads/s",
+            "parse_webhook/s",
+            "ratio",
+            "msgspec typed/s",
+            "ratio",
+        ],
+        [
+            [
+                name,
+                int(row["bytes"]),
+                row["orjson_loads_per_s"],
+                row["parse_webhook_per_s"],
+                row["ratio"],
+                row["msgspec_typed_per_s"],
+                row["msgspec_ratio"],
+            ]
+            for name, row in results.items()
+        ],
     )
-    for name, row in results.items():
-        print(
-            f"{name:<19} {row['bytes']:>5.0f} {row['orjson_loads_per_s']:>14,.0f} "
-            f"{row['parse_webhook_per_s']:>15,.0f} {row['ratio']:>5.2f} "
-            f"{row['msgspec_typed_per_s']:>15,.0f} {row['msgspec_ratio']:>5.2f}",
-            flush=True,
-        )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "python": platform.python_version(),
-        "rounds": args.rounds,
-        "seconds": args.seconds,
-        "target": args.target,
-        "samples": results,
-    }
-    RESULTS.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    figures = {"rounds": args.rounds, "seconds": args.seconds, "target": args.target}
+    print(f"wrote {write_results('parse', {**figures, 'samples': results})}")
     slow = [name for name, row in results.items() if row["ratio"] < args.target]
     if slow:
         print(f"under the target ratio {args.target}: {', '.join(slow)}", file=sys.stderr)
