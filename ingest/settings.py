@@ -24,7 +24,7 @@ class IngressSettings:
     topic_prefix: str = ""
     max_body_bytes: int = 64 * 1024
     send_timeout_s: float = 5.0
-    linger_ms: int = 2
+    linger_ms: int = 0
     ready_window_s: float = 10.0
     log_requests: bool = False
     log_level: str = "INFO"
@@ -46,7 +46,7 @@ class IngressSettings:
             topic_prefix=env.get("CALLSTREAM_TOPIC_PREFIX", "").strip(),
             max_body_bytes=env_int(env, "CALLSTREAM_MAX_BODY_BYTES", 64 * 1024),
             send_timeout_s=env_float(env, "CALLSTREAM_SEND_TIMEOUT", 5.0),
-            linger_ms=env_int(env, "CALLSTREAM_INGEST_LINGER_MS", 2),
+            linger_ms=env_int(env, "CALLSTREAM_INGEST_LINGER_MS", 0),
             log_requests=env_bool(env, "CALLSTREAM_LOG_REQUESTS", default=False),
             log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
         )
