@@ -26,11 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from bench.report import print_table, write_results
 from callstream.health import wait_http_ok
 from callstream.kafka import broker
+from callstream.kafka.admin import ensure_topics
 from callstream.kafka.fetch import fetch
 from callstream.schemas.topics import TOPICS
 from callstream.settings import KafkaSettings
@@ -126,17 +125,6 @@ def kafka() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def create_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(spec.full_name(prefix), spec.partitions, 1) for spec in TOPICS]
-        )
-    finally:
-        await admin.close()
-
-
 def children(pid: int) -> list[int]:
     """``pid`` and its direct children (the SO_REUSEPORT workers of a multi-process ingress)."""
     found = [pid]
@@ -178,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with kafka() as bootstrap:
         prefix = f"bench{uuid.uuid4().hex[:8]}."
-        asyncio.run(create_topics(bootstrap, prefix))
+        asyncio.run(ensure_topics(bootstrap, TOPICS, prefix))
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=bootstrap,
             CALLSTREAM_WEBHOOK_TOKENS=TOKEN,

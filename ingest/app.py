@@ -26,10 +26,18 @@ from callstream.ingest.metrics import IngressMetrics
 from callstream.ingest.openapi import openapi_document
 from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
 from callstream.ingest.settings import IngressSettings
+from callstream.kafka.admin import ensure_topics
 from callstream.schemas.errors import PayloadKind, WebhookParseError
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
-from callstream.schemas.topics import REJECTED, topic_for_kind, topic_names
+from callstream.schemas.topics import (
+    CALL_EVENTS,
+    CDRS,
+    REJECTED,
+    topic,
+    topic_for_kind,
+    topic_names,
+)
 from callstream.webapp import add_healthz
 
 log = logging.getLogger("callstream.ingest")
@@ -54,6 +62,7 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", IngressMetrics)
 TOPICS = web.AppKey("topics", IngressTopics)
 
+INGRESS_TOPICS = (CALL_EVENTS, CDRS, REJECTED)
 TOKEN_HEADER = "X-Callstream-Token"  # noqa: S105 - a header name, not a secret
 RETRY_AFTER_S = "5"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -270,6 +279,12 @@ def create_app(settings: IngressSettings, publisher: Publisher | None = None) ->
         settings.bootstrap_servers,
         send_timeout_s=settings.send_timeout_s,
         linger_ms=settings.linger_ms,
+        prepare=lambda: ensure_topics(
+            settings.bootstrap_servers,
+            [topic(name) for name in INGRESS_TOPICS],
+            settings.topic_prefix,
+            settings.replication_factor,
+        ),
     )
 
     async def publisher_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -37,8 +38,17 @@ class Ack:
 class Publisher:
     """Owns the producer; ``publish`` returns only once the broker has acknowledged."""
 
-    def __init__(self, bootstrap_servers: str, *, send_timeout_s: float, linger_ms: int) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        send_timeout_s: float,
+        linger_ms: int,
+        prepare: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """``prepare`` runs once connected, before the publisher is ready (creating topics)."""
         self._bootstrap = bootstrap_servers
+        self._prepare = prepare
         self._send_timeout_s = send_timeout_s
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
@@ -75,6 +85,11 @@ class Publisher:
                     await producer.stop()
                 await asyncio.sleep(RECONNECT_BACKOFF_S)
                 continue
+            if self._prepare is not None:
+                try:
+                    await self._prepare()
+                except Exception as exc:
+                    log.warning("could not prepare topics", extra={"error": repr(exc)})
             self._producer = producer
             self._last_broker_contact = time.monotonic()
             log.info("kafka producer connected", extra={"bootstrap": self._bootstrap})

@@ -28,6 +28,7 @@ class IngressSettings:
     ready_window_s: float = 10.0
     log_requests: bool = False
     log_level: str = "INFO"
+    replication_factor: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IngressSettings:
@@ -49,6 +50,7 @@ class IngressSettings:
             linger_ms=env_int(env, "CALLSTREAM_INGEST_LINGER_MS", 0),
             log_requests=env_bool(env, "CALLSTREAM_LOG_REQUESTS", default=False),
             log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
+            replication_factor=env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1),
         )
         if settings.max_body_bytes < 1024:
             raise SettingsError("CALLSTREAM_MAX_BODY_BYTES must be at least 1024")

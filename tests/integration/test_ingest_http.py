@@ -15,10 +15,10 @@ from callstream.schemas.topics import CALL_EVENTS, CDRS, REJECTED
 from tests.integration.ingress_support import (
     TOKEN,
     ingress_settings,
-    read_topic,
     running_ingress,
     sample,
 )
+from tests.kafka_support import read_topic
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "jsontestsuite" / "test_parsing"
 JSON = {"Content-Type": "application/json"}

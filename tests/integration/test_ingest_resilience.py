@@ -19,12 +19,11 @@ from callstream.schemas.topics import CALL_EVENTS, topic_names
 from tests.integration.cli_helpers import callstream
 from tests.integration.ingress_support import (
     TOKEN,
-    create_topics,
     ingress_settings,
-    read_topic,
     running_ingress,
     sample,
 )
+from tests.kafka_support import read_topic
 
 JSON = {"Content-Type": "application/json"}
 
@@ -83,7 +82,6 @@ async def test_sigterm_lets_in_flight_requests_finish_and_loses_no_ack(
 ) -> None:
     prefix = f"sigterm{os.getpid()}{time.monotonic_ns() % 100000}."
     topic = topic_names(prefix)[CALL_EVENTS]
-    await create_topics(kafka_bootstrap, [topic])
     port = broker.free_port()
     env = {
         **cli_env,

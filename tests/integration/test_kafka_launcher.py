@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from callstream.kafka import broker
 from callstream.kafka.release import KafkaRelease
 from tests.integration.cli_helpers import callstream
+from tests.kafka_support import read_topic
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
@@ -24,22 +25,6 @@ async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
         await asyncio.wait_for(producer.send_and_wait(topic, value, key=b"k"), timeout=30)
     finally:
         await producer.stop()
-
-
-async def _read_all(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + 30
-        while not values and time.monotonic() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
-                values += [message.value for message in messages]
-    finally:
-        await consumer.stop()
-    return values
 
 
 @pytest.fixture
@@ -79,7 +64,8 @@ async def test_start_twice_then_stop_and_start_keeps_the_data(
     again = callstream("kafka", "start", "--port", port, "--data-dir", str(data_dir), env=cli_env)
     assert again.code == 0, again.stderr
     assert "formatting" not in again.stderr
-    assert await _read_all(bootstrap, "kept-across-restarts") == [b"written before the stop"]
+    records = await read_topic(bootstrap, "kept-across-restarts", expect=1)
+    assert [record.value for record in records] == [b"written before the stop"]
 
 
 def test_stale_pid_file_is_reported_and_replaced(
