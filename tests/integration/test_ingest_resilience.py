@@ -64,7 +64,7 @@ async def test_broker_down_gives_503_in_time_and_recovery_needs_no_restart(
                     break
                 assert again.status == 503
                 assert time.monotonic() < deadline, "the ingress did not recover"
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.2)
             assert (await ingress.client.get("/readyz")).status == 200
             records = await read_topic(
                 started.bootstrap, ingress.topics[CALL_EVENTS], expect=2, settle_s=0.5
