@@ -20,7 +20,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from callstream.ingest.auth import client_address, source_allowed, verify_signature
+from callstream.ingest.auth import (
+    SignatureError,
+    client_address,
+    source_allowed,
+    verify_signature,
+)
 from callstream.ingest.body import BodyTooLarge, read_limited
 from callstream.ingest.metrics import IngressMetrics
 from callstream.ingest.openapi import openapi_document
@@ -171,7 +176,8 @@ def _authenticate(request: web.Request, settings: IngressSettings) -> str:
     return source
 
 
-async def _read_body(request: web.Request, settings: IngressSettings) -> bytes:
+async def _read_verified_body(request: web.Request, settings: IngressSettings) -> bytes:
+    """The body under the size limit, its signature checked when a signing secret is set."""
     try:
         body = await read_limited(request, settings.max_body_bytes)
     except BodyTooLarge as too_large:
@@ -187,7 +193,7 @@ async def _read_body(request: web.Request, settings: IngressSettings) -> bytes:
                 body,
                 now=time.time(),
             )
-        except Exception as bad_signature:
+        except SignatureError as bad_signature:
             raise Refusal(401, "bad_signature", str(bad_signature)) from None
     return body
 
@@ -220,7 +226,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     topics = request.app[TOPICS]
     source = _authenticate(request, settings)
     _check_content_type(request)
-    body = await _read_body(request, settings)
+    body = await _read_verified_body(request, settings)
     received_at_ms = time.time_ns() // 1_000_000
     request_id = _request_id(request)
     headers = [
