@@ -14,11 +14,11 @@ from callstream.kafka import broker
 from callstream.kafka.fetch import FetchError, fetch
 from callstream.kafka.java import JavaError
 from callstream.kafka.release import ReleaseError
-from callstream.processors.worker import create_app as create_worker_app
+from callstream.processors.runtime import run_worker
+from callstream.processors.settings import WorkerSettings
 from callstream.schemas.cli import add_schemas_cli
 from callstream.settings import KafkaSettings, SettingsError
 from callstream.up import Endpoint, run_up
-from callstream.webapp import serve
 
 
 def _progress(line: str) -> None:
@@ -103,7 +103,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    serve(create_worker_app(), args.web_host, args.web_port)
+    settings = replace(WorkerSettings.from_env(), web_host=args.web_host, web_port=args.web_port)
+    run_worker(settings)
     return 0
 
 

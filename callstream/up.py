@@ -113,6 +113,7 @@ def run_up(
             bootstrap = current.bootstrap or settings.local_bootstrap
         progress(f"Kafka at {bootstrap}")
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        env.setdefault("CALLSTREAM_DATA_DIR", str(settings.data_dir.parent / "worker-data"))
         if not env.get("CALLSTREAM_WEBHOOK_TOKENS", "").strip():
             token_file = settings.data_dir.parent / "webhook-token"
             env["CALLSTREAM_WEBHOOK_TOKENS"] = ensure_dev_token(token_file)

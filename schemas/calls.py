@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from callstream.schemas.omicall import CallDetailRecord, CallId, Direction
+from callstream.schemas.omicall import CallDetailRecord, CallId, Direction, LiveCallEvent
 
 Millis = Annotated[int, msgspec.Meta(ge=0, description="epoch milliseconds")]
 Secs = Annotated[float, msgspec.Meta(ge=0, description="seconds")]
@@ -25,11 +25,13 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     """``callstream.call-state``: everything known about one call so far (compacted by id).
 
     The live timeline (``*_at_ms``) comes from the live events, ``cdr`` from the final record;
-    the derived fields follow the rules of docs/call-state.md (processors issue).
+    the derived fields follow the rules of docs/call-state.md. Everything but ``revision`` and
+    ``updated_at_ms`` is a function of the set of events applied (and, until a CDR arrives, of
+    whether the call timed out), whatever their order.
     """
 
     call_id: CallId
-    revision: Revision
+    revision: Revision  # of the CompletedCall published (or to be published) for this state
     status: CallStatus
     direction: Direction | None = None
     hotline: str | None = None
@@ -40,6 +42,9 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     answered_at_ms: Millis | None = None
     hangup_at_ms: Millis | None = None
     cdr: CallDetailRecord | None = None
+    # The earliest live event (ringing, then answered, then hangup; then by date_time): the
+    # source of the live direction and numbers.
+    first_event: LiveCallEvent | None = None
     outcome: Outcome | None = None
     ring_sec: Secs | None = None
     ring_sec_estimated: bool = False  # from the CDR's duration - bill_sec, not the timeline
@@ -48,8 +53,8 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     cost: Annotated[float, msgspec.Meta(ge=0)] | None = None
     cdr_missing: bool = False  # completed without a CDR (cdr_timeout or stale_timeout)
     live_missing: bool = False  # a CDR with no live event before it
-    events_seen: list[str] = msgspec.field(default_factory=list)  # what the fold has applied
-    updated_at_ms: Millis
+    events_seen: list[str] = msgspec.field(default_factory=list)  # sorted event fingerprints
+    updated_at_ms: Millis  # our clock: when an event or a timer last changed the state
 
 
 class LiveCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,8 +87,11 @@ class CompletedCall(msgspec.Struct, frozen=True, kw_only=True):
     answered_at_ms: Millis | None = None
     ended_at_ms: Millis | None = None
     ring_seconds: Secs | None = None
+    ring_seconds_estimated: bool = False  # from the CDR's duration - bill_sec
     talk_seconds: Secs | None = None
     duration_seconds: Secs | None = None
     price: Annotated[float, msgspec.Meta(ge=0)] | None = None
     ended_by: str | None = None
     recording_url: str | None = None
+    cdr_missing: bool = False  # completed by a timeout, without a CDR
+    live_missing: bool = False  # completed from a CDR alone, without live events

@@ -1,0 +1,54 @@
+"""The worker's settings, read once from the environment when it starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from callstream.processors.callstate import FoldSettings
+from callstream.settings import SettingsError, env_float, env_int
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+STORES = {"rocksdb": "rocksdb://", "memory": "memory://"}
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Kafka, the table store, the fold's timers and the web server of one worker."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = ""
+    app_id: str = "callstream-worker"
+    store: str = "rocksdb://"
+    data_dir: Path = Path(".cache/worker-data")
+    replication_factor: int = 1
+    fold: FoldSettings = field(default_factory=FoldSettings)
+    timer_interval_s: float = 10.0
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if environ is None else environ
+        store_name = env.get("CALLSTREAM_STORE", "").strip().lower() or "rocksdb"
+        if store_name not in STORES:
+            raise SettingsError(f"CALLSTREAM_STORE={store_name!r}: use rocksdb or memory")
+        prefix = env.get("CALLSTREAM_TOPIC_PREFIX", "").strip()
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
+            topic_prefix=prefix,
+            app_id=env.get("CALLSTREAM_APP_ID", "").strip() or f"{prefix}callstream-worker",
+            store=STORES[store_name],
+            data_dir=Path(env.get("CALLSTREAM_DATA_DIR", "").strip() or ".cache/worker-data"),
+            replication_factor=env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1),
+            fold=FoldSettings(
+                cdr_timeout_ms=int(env_float(env, "CALLSTREAM_CDR_TIMEOUT_S", 900) * 1000),
+                stale_timeout_ms=int(env_float(env, "CALLSTREAM_STALE_TIMEOUT_S", 14400) * 1000),
+                retention_ms=int(env_float(env, "CALLSTREAM_RETENTION_S", 7 * 86400) * 1000),
+            ),
+            timer_interval_s=env_float(env, "CALLSTREAM_TIMER_INTERVAL_S", 10.0),
+            log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
+        )

@@ -1,0 +1,84 @@
+"""One input record through the fold, bytes in and bytes out: what the Faust agent does per
+record, kept pure so it is tested without a broker.
+
+A record that does not parse becomes a ``omicall.rejected`` record with the reason; it never
+raises into the agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from callstream.processors.callstate import FoldSettings, Output, apply, expire
+from callstream.schemas.calls import CallState
+from callstream.schemas.errors import WebhookParseError
+from callstream.schemas.parse import parse_webhook
+from callstream.schemas.rejected import rejected_webhook
+from callstream.schemas.topics import REJECTED
+
+_encode = msgspec.json.Encoder().encode
+_decode_state = msgspec.json.Decoder(CallState).decode
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record to produce: logical topic name, key, value (``None``: a tombstone)."""
+
+    topic: str
+    key: bytes
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The outcome of one input: the call's new stored state (``None``: unchanged) and records."""
+
+    call_id: str | None
+    stored: bytes | None
+    records: list[Record]
+
+
+def decode_state(stored: bytes) -> CallState:
+    return _decode_state(stored)
+
+
+def _records(outputs: list[Output]) -> list[Record]:
+    return [
+        Record(
+            out.topic,
+            out.key.encode(),
+            None if out.value is None else _encode(out.value),
+        )
+        for out in outputs
+    ]
+
+
+def fold_record(load: Callable[[str], bytes | None], value: bytes, received_at_ms: int) -> Step:
+    """Parse ``value`` (a provider webhook as received) and fold it into its call's state.
+
+    ``load(call_id)`` gives the call's stored state, or None for a call not seen yet.
+    """
+    try:
+        webhook = parse_webhook(value)
+    except WebhookParseError as refused:
+        rejected = rejected_webhook(refused, value, received_at_ms)
+        key = (refused.call_id or "").encode()
+        return Step(refused.call_id, None, [Record(REJECTED, key, _encode(rejected))])
+    stored = load(webhook.call_id)
+    state = decode_state(stored) if stored is not None else None
+    new, outputs = apply(state, webhook.payload, received_at_ms)
+    if not outputs:
+        return Step(webhook.call_id, None, [])
+    return Step(webhook.call_id, _encode(new), _records(outputs))
+
+
+def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
+    """The timer's step for one stored call: complete it without its CDR when overdue."""
+    state = decode_state(stored)
+    new, outputs = expire(state, now_ms, settings)
+    if not outputs:
+        return Step(state.call_id, None, [])
+    return Step(state.call_id, _encode(new), _records(outputs))
