@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # mypy --strict covers the typed core; the Faust shells join it as they land.
 TYPED := callstream
 
-.PHONY: install run test lint typecheck pytest bench kafka-fetch clean
+.PHONY: install run test test-reliability lint typecheck pytest bench kafka-fetch clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callstream needs Python 3.11+: run make with PYTHON=python3.11")'
@@ -30,7 +30,11 @@ typecheck: install
 	$(BIN)/mypy $(TYPED)
 
 pytest: kafka-fetch
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not reliability"
+
+# Slow fault tests: workers joining and leaving a group, failover.
+test-reliability: kafka-fetch
+	$(BIN)/python -m pytest -m reliability
 
 test: lint typecheck pytest
 

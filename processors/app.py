@@ -4,9 +4,10 @@ what the fold says; a timer asks the agent to complete overdue calls and evict o
 Every table change happens inside the agent, on the partition of the record being processed
 (faust's RocksDB store requires it): the timer only reads the table and sends a command,
 keyed by call id, to an internal topic the agent also consumes. All of one call's records -
-events, CDR, commands - share a key and so a partition. At-least-once: each record's outputs are
-acknowledged by Kafka before the agent moves on, so a committed offset never hides a lost
-output; a redelivered record is harmless because the fold is idempotent.
+events, CDR, commands - share a key and so a partition. At-least-once: each record's outputs
+and changelog record are acknowledged by Kafka before the agent moves on, so a committed offset
+never hides a lost
+output or table change; a redelivered record is harmless because the fold is idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import faust
 
 from callstream.processors.callstate import evictable, next_deadline_ms
 from callstream.processors.settings import WorkerSettings
-from callstream.processors.step import Record, Step, decode_state, expire_stored, fold_record
+from callstream.processors.step import Step, decode_state, expire_stored, fold_record
 from callstream.schemas.topics import (
     CALL_EVENTS,
     CALL_STATE,
@@ -83,6 +84,9 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         processing_guarantee="at_least_once",
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 6, 0.5),
+        broker_rebalance_timeout=max(settings.session_timeout_s * 2, 20.0),
         key_serializer="raw",  # also the table's: its values are CallState JSON bytes
         value_serializer="raw",
     )
@@ -95,16 +99,16 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     table = app.Table("call-state", partitions=partitions, key_type=bytes, value_type=bytes)
     fold_settings = settings.fold
 
-    async def publish(records: list[Record]) -> None:
-        pending = [
-            await sinks[record.topic].send(key=record.key, value=record.value) for record in records
-        ]
-        for delivery in pending:
-            await delivery  # Kafka acknowledged before the offset may be committed
-
-    def store(step: Step) -> None:
+    async def apply_step(step: Step) -> None:
+        """Store and publish; return only once Kafka has acknowledged the table's changelog
+        record and every output, so a committed offset never runs ahead of them (a worker
+        taking over the partition would otherwise recover a table that misses this record)."""
         if step.call_id is not None and step.stored is not None:
             table[step.call_id.encode()] = step.stored
+        for record in step.records:
+            await sinks[record.topic].send(key=record.key, value=record.value)
+        if step.stored is not None or step.records:
+            await app.producer.flush()
 
     @app.agent(source)
     async def fold(stream: Any) -> None:
@@ -112,8 +116,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             step = fold_record(
                 lambda call_id: table.get(call_id.encode()), event.value, _received_at_ms(event)
             )
-            store(step)
-            await publish(step.records)
+            await apply_step(step)
 
     @app.agent(commands)
     async def run_commands(stream: Any) -> None:
@@ -124,10 +127,9 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             if event.value == EVICT:
                 if evictable(decode_state(stored), _now_ms(), fold_settings.retention_ms):
                     del table[event.key]
+                    await app.producer.flush()
                 continue
-            step = expire_stored(stored, _now_ms(), fold_settings)
-            store(step)
-            await publish(step.records)
+            await apply_step(expire_stored(stored, _now_ms(), fold_settings))
 
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
     async def sweep() -> None:

@@ -26,6 +26,8 @@ class WorkerSettings:
     replication_factor: int = 1
     fold: FoldSettings = field(default_factory=FoldSettings)
     timer_interval_s: float = 10.0
+    # A worker that dies is noticed after this long; its partitions then move to the others.
+    session_timeout_s: float = 10.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     log_level: str = "INFO"
@@ -50,5 +52,6 @@ class WorkerSettings:
                 retention_ms=int(env_float(env, "CALLSTREAM_RETENTION_S", 7 * 86400) * 1000),
             ),
             timer_interval_s=env_float(env, "CALLSTREAM_TIMER_INTERVAL_S", 10.0),
+            session_timeout_s=env_float(env, "CALLSTREAM_SESSION_TIMEOUT_S", 10.0),
             log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
         )

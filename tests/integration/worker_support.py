@@ -46,11 +46,18 @@ class Worker:
 
 @contextmanager
 def worker_process(
-    bootstrap: str, prefix: str, tmp: Path, *, app_id: str | None = None, name: str = "worker"
+    bootstrap: str,
+    prefix: str,
+    tmp: Path,
+    *,
+    app_id: str | None = None,
+    name: str = "worker",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Worker]:
     """A worker with a memory store (the table lives only in its changelog), ready to process."""
     port = free_port()
     env = {
+        **(extra_env or {}),
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CALLSTREAM_TOPIC_PREFIX": prefix,

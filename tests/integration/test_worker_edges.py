@@ -1,0 +1,100 @@
+"""The worker's timers, bad input records, and two workers sharing one group."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from callstream.schemas.calls import CompletedCall
+from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, REJECTED
+from tests.integration.ingress_support import ingress_settings, running_ingress
+from tests.integration.test_worker_join import post_all, wait_for_states
+from tests.integration.worker_support import call_events, worker_process
+from tests.kafka_support import read_topic
+
+
+async def test_a_call_without_cdr_completes_on_time_and_its_late_cdr_corrects_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = ingress_settings(kafka_bootstrap)
+    call = f"late-{uuid.uuid4().hex[:8]}"
+    events = call_events(call)
+    fast = {"CALLSTREAM_CDR_TIMEOUT_S": "2"}
+    async with running_ingress(settings) as ingress:
+        with worker_process(kafka_bootstrap, settings.topic_prefix, tmp_path, extra_env=fast):
+            await post_all(ingress, events[:3])  # ringing, answered, hangup; no CDR
+            first = await read_topic(
+                kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=1, deadline_s=60
+            )
+            await post_all(ingress, events[3:])  # the CDR, late
+            both = await read_topic(
+                kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=2, deadline_s=60
+            )
+            states = await wait_for_states(
+                ingress, kafka_bootstrap, lambda s: call in s and not s[call].cdr_missing
+            )
+    timed_out = msgspec.json.decode(first[0].value, type=CompletedCall)
+    assert (timed_out.revision, timed_out.cdr_missing, timed_out.outcome) == (1, True, "answered")
+    corrected = msgspec.json.decode(both[-1].value, type=CompletedCall)
+    assert (corrected.revision, corrected.cdr_missing, corrected.price) == (2, False, 55.002)
+    assert states[call].revision == 2
+
+
+async def test_a_bad_record_on_an_input_topic_goes_to_rejected_and_the_agent_goes_on(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = ingress_settings(kafka_bootstrap)
+    call = f"after-bad-{uuid.uuid4().hex[:8]}"
+    async with running_ingress(settings) as ingress:
+        with worker_process(kafka_bootstrap, settings.topic_prefix, tmp_path):
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+            await producer.start()
+            try:  # written straight to the topic, past the ingress, as a buggy producer would
+                await producer.send_and_wait(
+                    ingress.topics[CALL_EVENTS], b'{"state": "ringing"', key=call.encode()
+                )
+            finally:
+                await producer.stop()
+            await post_all(ingress, call_events(call))
+            rejected = await read_topic(kafka_bootstrap, ingress.topics[REJECTED], expect=1)
+            states = await wait_for_states(
+                ingress, kafka_bootstrap, lambda s: call in s and s[call].status == "completed"
+            )
+    assert [msgspec.json.decode(r.value)["code"] for r in rejected] == ["invalid_json"]
+    assert states[call].status == "completed"
+
+
+@pytest.mark.reliability  # 20 s usually, sometimes 110 s: a faust rebalance stalls (see README)
+async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_doubles_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = ingress_settings(kafka_bootstrap)
+    app_id = f"{settings.topic_prefix}worker"
+    calls = [f"pair-{i:02d}-{uuid.uuid4().hex[:6]}" for i in range(24)]
+    prefix = settings.topic_prefix
+    async with running_ingress(settings) as ingress:
+        with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="a") as a:
+            with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="b") as b:
+                await asyncio.gather(*(post_all(ingress, call_events(c)[:2]) for c in calls))
+                await wait_for_states(ingress, kafka_bootstrap, lambda s: set(calls) <= set(s))
+                b.stop()  # a clean leave: its partitions move to worker a
+            await asyncio.gather(*(post_all(ingress, call_events(c)[2:]) for c in calls))
+            states = await wait_for_states(
+                ingress,
+                kafka_bootstrap,
+                lambda s: all(c in s and s[c].status == "completed" for c in calls),
+            )
+            completed = await read_topic(
+                kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(calls), settle_s=2
+            )
+    unfinished = {c: states[c].status if c in states else None for c in calls}
+    unfinished = {c: s for c, s in unfinished.items() if s != "completed"}
+    assert unfinished == {}, f"{unfinished}\n{Path(a.log).read_text()[-4000:]}"
+    assert not any(states[c].live_missing for c in calls)
+    assert Counter(record.key.decode() for record in completed) == Counter(calls)
