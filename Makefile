@@ -42,6 +42,7 @@ test: lint typecheck pytest
 bench: kafka-fetch
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.processors
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,176 @@
+"""Events per second one worker folds and publishes, against a plain aiokafka consume loop that
+only decodes the same records, in one run.
+
+The input topics are pre-filled with synthetic calls (ringing, answered, hangup, CDR each). The
+worker's rate is the events divided by the time from its being ready to the last call's
+completion on `callstream.calls-completed`. A broker is started for the run unless
+KAFKA_BOOTSTRAP_SERVERS names one.
+
+    .venv/bin/python -m bench.processors [--calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.ingest import PeakRss, kafka
+from bench.report import print_table, write_results
+from callstream.health import wait_http_ok
+from callstream.kafka import broker
+from callstream.kafka.admin import ensure_topics
+from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, CDRS, TOPICS, topic_names
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "schemas" / "samples"
+TARGETS = {"rate": 5000.0, "ratio": 0.3}
+
+
+def synthetic_calls(count: int) -> list[tuple[str, bytes, bytes]]:
+    """(logical topic, key, value) for ``count`` answered calls, in delivery order."""
+    live = orjson.loads((SAMPLES / "event-ringing.json").read_bytes())
+    cdr = orjson.loads((SAMPLES / "cdr.json").read_bytes())
+    records = []
+    for i in range(count):
+        call = f"bench-{i:07d}"
+        start = 1_700_000_000_000 + i * 1000
+        for offset, state in ((0, "ringing"), (4000, "answered"), (10000, "hangup")):
+            body = {**live, "call_uuid": call, "state": state, "date_time": start + offset}
+            records.append((CALL_EVENTS, call.encode(), orjson.dumps(body)))
+        records.append((CDRS, call.encode(), orjson.dumps({**cdr, "transaction_id": call})))
+    return records
+
+
+async def fill(
+    bootstrap: str, names: dict[str, str], records: list[tuple[str, bytes, bytes]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for logical, key, value in records:
+            await producer.send(names[logical], value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def plain_loop_rate(bootstrap: str, names: dict[str, str], total: int) -> float:
+    """The baseline: consume both input topics and decode every record, nothing else."""
+    consumer = AIOKafkaConsumer(
+        names[CALL_EVENTS],
+        names[CDRS],
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-plain-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        started = time.perf_counter()
+        while seen < total:
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for message in messages:
+                    orjson.loads(message.value)
+                    seen += 1
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def wait_completed(bootstrap: str, topic: str, expected: int, deadline_s: float) -> int:
+    """Read ``topic`` until ``expected`` distinct calls completed (or the deadline)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    calls: set[bytes] = set()
+    try:
+        deadline = time.monotonic() + deadline_s
+        while len(calls) < expected and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                calls.update(message.key for message in messages)
+    finally:
+        await consumer.stop()
+    return len(calls)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="synthetic calls (4 events each)")
+    parser.add_argument("--store", default="rocksdb", help="worker table store")
+    args = parser.parse_args(argv)
+
+    records = synthetic_calls(args.calls)
+    with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
+        prefix = f"benchp{uuid.uuid4().hex[:8]}."
+        names = topic_names(prefix)
+        asyncio.run(ensure_topics(bootstrap, TOPICS, prefix))
+        print(f"bench: filling {len(records):,} events ...", file=sys.stderr)
+        asyncio.run(fill(bootstrap, names, records))
+        plain = asyncio.run(plain_loop_rate(bootstrap, names, len(records)))
+
+        port = broker.free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CALLSTREAM_TOPIC_PREFIX": prefix,
+            "CALLSTREAM_DATA_DIR": tmp,
+            "CALLSTREAM_STORE": args.store,
+            "CALLSTREAM_LOG_LEVEL": "WARNING",
+        }
+        print("bench: the worker ...", file=sys.stderr)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            if not wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120):
+                raise RuntimeError("the worker did not become ready")
+            started = time.perf_counter()  # ready: joined, recovered, consuming
+            with PeakRss([worker.pid]) as peak:
+                done = asyncio.run(
+                    wait_completed(bootstrap, names[CALLS_COMPLETED], args.calls, 600)
+                )
+            elapsed = time.perf_counter() - started
+        finally:
+            worker.terminate()
+            worker.wait(60)
+
+    rate = len(records) / elapsed
+    figures = {
+        "calls": args.calls,
+        "calls_completed": done,
+        "events": len(records),
+        "plain_loop_events_per_s": plain,
+        "worker_events_per_s": rate,
+        "ratio": rate / plain,
+        "worker_peak_rss_mb": peak.peak,
+        "store": args.store,
+        "targets": TARGETS,
+    }
+    print_table(
+        ["measure", "value", "target"],
+        [
+            ["plain aiokafka loop, events/s", plain, ""],
+            ["worker (fold + publish), events/s", rate, f">= {TARGETS['rate']:,.0f}"],
+            ["ratio worker / plain loop", rate / plain, f">= {TARGETS['ratio']}"],
+            ["worker peak RSS, MB", peak.peak, ""],
+        ],
+    )
+    print(f"wrote {write_results('processors', figures)}")
+    met = done == args.calls and rate >= TARGETS["rate"] and rate / plain >= TARGETS["ratio"]
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
