@@ -14,8 +14,13 @@ from aiokafka import AIOKafkaProducer
 from callstream.schemas.calls import CompletedCall
 from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, REJECTED
 from tests.integration.ingress_support import ingress_settings, running_ingress
-from tests.integration.test_worker_join import post_all, wait_for_states
-from tests.integration.worker_support import call_events, worker_process
+from tests.integration.worker_support import (
+    call_events,
+    post_all,
+    wait_all_completed,
+    wait_for_states,
+    worker_process,
+)
 from tests.kafka_support import read_topic
 
 
@@ -85,14 +90,7 @@ async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_double
                 await wait_for_states(ingress, kafka_bootstrap, lambda s: set(calls) <= set(s))
                 b.stop()  # a clean leave: its partitions move to worker a
             await asyncio.gather(*(post_all(ingress, call_events(c)[2:]) for c in calls))
-            states = await wait_for_states(
-                ingress,
-                kafka_bootstrap,
-                lambda s: all(c in s and s[c].status == "completed" for c in calls),
-            )
-            completed = await read_topic(
-                kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(calls), settle_s=2
-            )
+            states, completed = await wait_all_completed(ingress, kafka_bootstrap, calls)
     unfinished = {c: states[c].status if c in states else None for c in calls}
     assert {c: s for c, s in unfinished.items() if s != "completed"} == {}, a.log
     assert not any(states[c].live_missing for c in calls)

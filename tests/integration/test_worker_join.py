@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -14,12 +12,17 @@ import msgspec
 from callstream.processors.callstate import apply, without_history
 from callstream.schemas.calls import CallState
 from callstream.schemas.parse import parse_webhook
-from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED
-from tests.integration.ingress_support import Ingress, ingress_settings, running_ingress
-from tests.integration.worker_support import call_events, latest_states, worker_process
+from callstream.schemas.topics import CALLS_COMPLETED
+from tests.integration.ingress_support import ingress_settings, running_ingress
+from tests.integration.worker_support import (
+    call_events,
+    post_all,
+    wait_all_completed,
+    wait_for_states,
+    worker_process,
+)
 from tests.kafka_support import read_topic
 
-JSON = {"Content-Type": "application/json"}
 # Orders of one call's four webhooks (ringing, answered, hangup, CDR = 0..3), with duplicates.
 ORDERS = [
     [0, 1, 2, 3],
@@ -43,28 +46,6 @@ def expected_state(events: list[bytes]) -> CallState:
 def normalised(state: CallState) -> bytes:
     """The state without delivery history and without its call id, to compare across calls."""
     return msgspec.json.encode(without_history(state)).replace(state.call_id.encode(), b"CALL")
-
-
-async def post_all(ingress: Ingress, bodies: list[bytes]) -> None:
-    for body in bodies:
-        response = await ingress.client.post(ingress.url(), data=body, headers=JSON)
-        assert response.status == 200, await response.text()
-
-
-async def wait_for_states(
-    ingress: Ingress,
-    bootstrap: str,
-    done: Callable[[dict[str, CallState]], bool],
-    deadline_s: float = 90,
-) -> dict[str, CallState]:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        records = await read_topic(
-            bootstrap, ingress.topics[CALL_STATE], expect=10**6, deadline_s=1
-        )
-        states = latest_states(records)
-        if done(states) or time.monotonic() > deadline:
-            return states
 
 
 async def test_any_order_with_duplicates_gives_one_state_and_one_completion(
@@ -121,14 +102,7 @@ async def test_sigkill_mid_stream_recovers_the_table_and_doubles_nothing(
         with worker_process(
             kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="second"
         ):
-            states = await wait_for_states(
-                ingress,
-                kafka_bootstrap,
-                lambda s: all(c in s and s[c].status == "completed" for c in calls),
-            )
-            completed = await read_topic(
-                kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(calls), settle_s=2
-            )
+            states, completed = await wait_all_completed(ingress, kafka_bootstrap, calls)
     truth = normalised(expected_state(call_events("truth")))
     assert {call: normalised(states[call]) for call in calls} == dict.fromkeys(calls, truth)
     assert Counter(record.key.decode() for record in completed) == Counter(calls)

@@ -6,21 +6,26 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import orjson
+from aiokafka.structs import ConsumerRecord
 
 from callstream.health import wait_http_ok
 from callstream.kafka.broker import free_port
 from callstream.schemas.calls import CallState
-from tests.integration.ingress_support import sample
+from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED
+from tests.integration.ingress_support import Ingress, sample
+from tests.kafka_support import read_topic
 
 STATES = ("ringing", "answered", "hangup")
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -108,3 +113,38 @@ def latest_states(records: list[object]) -> dict[str, CallState]:
             state = msgspec.json.decode(value, type=CallState)
             states[state.call_id] = state
     return states
+
+
+async def post_all(ingress: Ingress, bodies: list[bytes]) -> None:
+    for body in bodies:
+        response = await ingress.client.post(ingress.url(), data=body, headers=JSON)
+        assert response.status == 200, await response.text()
+
+
+async def wait_for_states(
+    ingress: Ingress,
+    bootstrap: str,
+    done: Callable[[dict[str, CallState]], bool],
+    deadline_s: float = 90,
+) -> dict[str, CallState]:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        records = await read_topic(
+            bootstrap, ingress.topics[CALL_STATE], expect=10**6, deadline_s=1
+        )
+        states = latest_states(records)
+        if done(states) or time.monotonic() > deadline:
+            return states
+
+
+async def wait_all_completed(
+    ingress: Ingress, bootstrap: str, calls: list[str]
+) -> tuple[dict[str, CallState], list[ConsumerRecord]]:
+    """The call states once every call completed, and what calls-completed holds then."""
+    states = await wait_for_states(
+        ingress, bootstrap, lambda s: all(c in s and s[c].status == "completed" for c in calls)
+    )
+    completed = await read_topic(
+        bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(calls), settle_s=2
+    )
+    return states, completed
