@@ -462,7 +462,8 @@ def _publish(prev: CallState | None, new: CallState) -> tuple[CallState, list[Ou
     """Outputs of the change ``prev`` -> ``new``; bumps the revision of a correction.
 
     A completed call is published once; it is corrected (revision + 1) only when its CDR
-    changes - a CDR after a timeout completion, or a newer CDR. Live events after completion
+    changes and with it the completed record - a CDR after a timeout completion, or a newer CDR
+    that says something else. Live events after completion
     refine the call state but do not re-publish the completed call.
     """
     completed: CompletedCall | None = None
@@ -470,7 +471,7 @@ def _publish(prev: CallState | None, new: CallState) -> tuple[CallState, list[Ou
         view = completed_call(new)
         if prev is None or prev.status != "completed":
             completed = view
-        elif new.cdr != prev.cdr:
+        elif new.cdr != prev.cdr and view != completed_call(prev):
             new = msgspec.structs.replace(new, revision=prev.revision + 1)
             completed = msgspec.structs.replace(view, revision=new.revision)
     outputs: list[Output] = [PublishState(new)]

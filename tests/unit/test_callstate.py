@@ -464,3 +464,16 @@ def test_every_output_validates_against_the_published_schema() -> None:
             validators[out.topic].validate(msgspec.to_builtins(out.value))
             checked += 1
     assert checked >= 10
+
+
+def test_a_cdr_that_changes_nothing_the_completed_call_shows_is_not_a_correction() -> None:
+    # Found by hypothesis: two CDR versions that tie on every ordering field and differ only in
+    # an empty hotline give the same completed call; re-publishing it would be a false correction.
+    first = msgspec.structs.replace(CDR, hotline=None, last_updated_date=None, created_date=None)
+    second = msgspec.structs.replace(first, hotline="")
+    state, out = apply(None, first, T0)
+    assert kinds(out) == ["PublishState", "PublishCompleted"]
+    for other in (second, first):
+        state, out = apply(state, other, T0 + 1)
+        assert "PublishCompleted" not in kinds(out)
+    assert state.revision == 1
