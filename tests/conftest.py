@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from hypothesis import settings as hypothesis_settings
 
 from callstream.kafka import broker
 from callstream.kafka.fetch import fetch
@@ -21,6 +22,12 @@ from callstream.kafka.release import KafkaRelease
 from callstream.settings import KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# CI replays the same generated examples every run, so a red CI always means a change broke
+# something; developers' runs keep exploring new examples (and hypothesis remembers failures).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
