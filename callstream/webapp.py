@@ -1,4 +1,4 @@
-"""Pieces every callstream web server shares: the liveness route and how it is served."""
+"""Pieces the callstream web servers share: the liveness route."""
 
 from __future__ import annotations
 
@@ -13,8 +13,3 @@ def add_healthz(app: web.Application, service: str) -> None:
         return web.json_response(body)
 
     app.router.add_get("/healthz", healthz)
-
-
-def serve(app: web.Application, host: str, port: int) -> None:
-    """Run ``app`` until SIGINT/SIGTERM; no access log (per-request lines are opt-in)."""
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
