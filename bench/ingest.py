@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from bench.report import print_table, write_results
 from callstream.health import wait_http_ok
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
-from callstream.kafka.fetch import fetch
+from callstream.kafka.local import temporary_broker
 from callstream.schemas.topics import TOPICS
 from callstream.settings import KafkaSettings
 
@@ -115,14 +114,11 @@ def kafka() -> Iterator[str]:
     if settings.bootstrap_servers:
         yield settings.bootstrap_servers
         return
-    fetch(settings.release, mvn=settings.mvn)
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
-    started = broker.start(data_dir, settings.release, port=broker.free_port(), jvm=settings.jvm)
-    try:
-        yield started.bootstrap or ""
-    finally:
-        broker.stop(data_dir)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir,
+        temporary_broker(settings, Path(data_dir)) as bootstrap,
+    ):
+        yield bootstrap
 
 
 def children(pid: int) -> list[int]:
@@ -136,16 +132,17 @@ def children(pid: int) -> list[int]:
 
 @contextlib.contextmanager
 def server(
-    command: list[str], env: dict[str, str], health_url: str
+    command: list[str], env: dict[str, str], health_url: str, ready_timeout_s: float = 60
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process for the ``with`` block, once ``health_url`` answers; then SIGTERM."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
-        if not wait_http_ok(health_url, 60):
+        if not wait_http_ok(health_url, ready_timeout_s):
             raise RuntimeError(f"{command} did not become ready")
         yield process
     finally:
         process.terminate()
-        process.wait(30)
+        process.wait(60)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,20 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bare(port: int, path: str, args: argparse.Namespace) -> WrkResult:
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while broker.port_in_use(port) is False and time.monotonic() < deadline:
-            time.sleep(0.05)
+    command = [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)]
+    with server(command, dict(os.environ), f"http://127.0.0.1:{port}/healthz"):
         url = f"http://127.0.0.1:{port}{path}"
         run_wrk(url, 2, args.connections, None)
         return run_wrk(url, args.duration, args.connections, None)
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 if __name__ == "__main__":

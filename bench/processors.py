@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.ingest import PeakRss, kafka
+from bench.ingest import PeakRss, kafka, server
 from bench.report import print_table, write_results
-from callstream.health import wait_http_ok
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
 from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, CDRS, TOPICS, topic_names
@@ -127,24 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             "CALLSTREAM_LOG_LEVEL": "WARNING",
         }
         print("bench: the worker ...", file=sys.stderr)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            if not wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120):
-                raise RuntimeError("the worker did not become ready")
+        command = [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)]
+        with server(command, env, f"http://127.0.0.1:{port}/healthz", 120) as worker:
             started = time.perf_counter()  # ready: joined, recovered, consuming
             with PeakRss([worker.pid]) as peak:
                 done = asyncio.run(
                     wait_completed(bootstrap, names[CALLS_COMPLETED], args.calls, 600)
                 )
             elapsed = time.perf_counter() - started
-        finally:
-            worker.terminate()
-            worker.wait(60)
 
     rate = len(records) / elapsed
     figures = {

@@ -20,6 +20,20 @@ class SettingsError(ValueError):
     """An environment variable has a value that cannot be used."""
 
 
+# The services' default Kafka: the local broker of `callstream kafka start` on its default port.
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def env_bootstrap(env: Mapping[str, str]) -> str:
+    """``KAFKA_BOOTSTRAP_SERVERS``, or the local broker."""
+    return env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP
+
+
+def env_log_level(env: Mapping[str, str]) -> str:
+    """``CALLSTREAM_LOG_LEVEL`` in upper case, ``INFO`` by default."""
+    return env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO"
+
+
 def env_int(env: Mapping[str, str], name: str, default: int) -> int:
     """An integer variable; empty or unset gives ``default``."""
     raw = env.get(name, "").strip()

@@ -7,9 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from callstream.ingest.auth import IPNetwork, TokenSet, parse_networks, parse_signing_secret
-from callstream.settings import SettingsError, env_bool, env_float, env_int
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+from callstream.settings import (
+    DEFAULT_BOOTSTRAP,
+    SettingsError,
+    env_bool,
+    env_bootstrap,
+    env_float,
+    env_int,
+    env_log_level,
+)
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,13 @@ class IngressSettings:
             trusted_proxies=parse_networks(
                 env.get("CALLSTREAM_TRUSTED_PROXIES", ""), "CALLSTREAM_TRUSTED_PROXIES"
             ),
-            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
+            bootstrap_servers=env_bootstrap(env),
             topic_prefix=env.get("CALLSTREAM_TOPIC_PREFIX", "").strip(),
             max_body_bytes=env_int(env, "CALLSTREAM_MAX_BODY_BYTES", 64 * 1024),
             send_timeout_s=env_float(env, "CALLSTREAM_SEND_TIMEOUT", 5.0),
             linger_ms=env_int(env, "CALLSTREAM_INGEST_LINGER_MS", 0),
             log_requests=env_bool(env, "CALLSTREAM_LOG_REQUESTS", default=False),
-            log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
+            log_level=env_log_level(env),
             replication_factor=env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1),
         )
         if settings.max_body_bytes < 1024:

@@ -8,9 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callstream.processors.callstate import FoldSettings
-from callstream.settings import SettingsError, env_float, env_int
+from callstream.settings import (
+    DEFAULT_BOOTSTRAP,
+    SettingsError,
+    env_bootstrap,
+    env_float,
+    env_int,
+    env_log_level,
+)
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 STORES = {"rocksdb": "rocksdb://", "memory": "memory://"}
 
 
@@ -40,7 +46,7 @@ class WorkerSettings:
             raise SettingsError(f"CALLSTREAM_STORE={store_name!r}: use rocksdb or memory")
         prefix = env.get("CALLSTREAM_TOPIC_PREFIX", "").strip()
         return cls(
-            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP,
+            bootstrap_servers=env_bootstrap(env),
             topic_prefix=prefix,
             app_id=env.get("CALLSTREAM_APP_ID", "").strip() or f"{prefix}callstream-worker",
             store=STORES[store_name],
@@ -53,5 +59,5 @@ class WorkerSettings:
             ),
             timer_interval_s=env_float(env, "CALLSTREAM_TIMER_INTERVAL_S", 10.0),
             session_timeout_s=env_float(env, "CALLSTREAM_SESSION_TIMEOUT_S", 10.0),
-            log_level=env.get("CALLSTREAM_LOG_LEVEL", "").strip().upper() or "INFO",
+            log_level=env_log_level(env),
         )

@@ -18,6 +18,7 @@ from hypothesis import settings as hypothesis_settings
 
 from callstream.kafka import broker
 from callstream.kafka.fetch import fetch
+from callstream.kafka.local import temporary_broker
 from callstream.kafka.release import KafkaRelease
 from callstream.settings import KafkaSettings
 
@@ -95,20 +96,8 @@ def kafka_bootstrap(
     if _docker_engine_answers():
         yield from _container_broker(release.version)
         return
-    fetch(release, mvn=kafka_settings.mvn)
-    data_dir = tmp_path_factory.mktemp("kafka-session")
-    started = broker.start(
-        data_dir,
-        release,
-        port=broker.free_port(),
-        jvm=kafka_settings.jvm,
-        timeout=kafka_settings.start_timeout,
-    )
-    try:
-        assert started.bootstrap is not None
-        yield started.bootstrap
-    finally:
-        broker.stop(data_dir)
+    with temporary_broker(kafka_settings, tmp_path_factory.mktemp("kafka-session")) as bootstrap:
+        yield bootstrap
 
 
 TopicFactory = Callable[..., Awaitable[str]]
