@@ -47,4 +47,7 @@ def run_worker(settings: WorkerSettings) -> None:
     _ensure_topics(settings)
     app = create_worker_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    # At WARNING and above faust adds a terminal spinner that sets the root logger to DEBUG, so
+    # every debug call in aiokafka and faust builds a log record: a fifth of the worker's CPU.
+    worker.spinner = None
     worker.execute_from_commandline()
