@@ -3,10 +3,15 @@ only decodes the same records, in one run.
 
 The input topics are pre-filled with synthetic calls (ringing, answered, hangup, CDR each). The
 worker's rate is the events divided by the time from its being ready to the last call's
-completion on `callstream.calls-completed`. A broker is started for the run unless
+completion on `callstream.calls-completed`; its CPU time per event comes from /proc (a steadier
+figure than the rate on a shared machine). A broker is started for the run unless
 KAFKA_BOOTSTRAP_SERVERS names one.
 
-    .venv/bin/python -m bench.processors [--calls 2000]
+`--shape cdr` sends one CDR per call instead (a call with no live events completes at once), so
+every event leaves one more call state in the table: `--calls 1000000 --shape cdr` has the
+worker hold a million states in a few minutes, and the RSS rows say what that costs.
+
+    .venv/bin/python -m bench.processors [--calls 2000] [--shape full|cdr] [--store rocksdb]
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.ingest import PeakRss, kafka, server
+from bench.ingest import PeakRss, kafka, rss_mb, server
 from bench.report import print_table, write_results
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
@@ -34,15 +39,17 @@ SAMPLES = ROOT / "schemas" / "samples"
 TARGETS = {"rate": 5000.0, "ratio": 0.3}
 
 
-def synthetic_calls(count: int) -> list[tuple[str, bytes, bytes]]:
-    """(logical topic, key, value) for ``count`` answered calls, in delivery order."""
+def synthetic_calls(count: int, shape: str = "full") -> list[tuple[str, bytes, bytes]]:
+    """(logical topic, key, value) for ``count`` answered calls, in delivery order: ringing,
+    answered, hangup and the CDR each, or (``shape="cdr"``) only the CDR."""
     live = orjson.loads((SAMPLES / "event-ringing.json").read_bytes())
     cdr = orjson.loads((SAMPLES / "cdr.json").read_bytes())
+    states = ((0, "ringing"), (4000, "answered"), (10000, "hangup")) if shape == "full" else ()
     records = []
     for i in range(count):
         call = f"bench-{i:07d}"
         start = 1_700_000_000_000 + i * 1000
-        for offset, state in ((0, "ringing"), (4000, "answered"), (10000, "hangup")):
+        for offset, state in states:
             body = {**live, "call_uuid": call, "state": state, "date_time": start + offset}
             records.append((CALL_EVENTS, call.encode(), orjson.dumps(body)))
         records.append((CDRS, call.encode(), orjson.dumps({**cdr, "transaction_id": call})))
@@ -100,13 +107,25 @@ async def wait_completed(bootstrap: str, topic: str, expected: int, deadline_s: 
     return len(calls)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="synthetic calls (4 events each)")
     parser.add_argument("--store", default="rocksdb", help="worker table store")
+    parser.add_argument(
+        "--shape",
+        choices=("full", "cdr"),
+        default="full",
+        help="full: ringing, answered, hangup, CDR per call; cdr: only the CDR (a state per event)",
+    )
     args = parser.parse_args(argv)
 
-    records = synthetic_calls(args.calls)
+    records = synthetic_calls(args.calls, args.shape)
     with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         prefix = f"benchp{uuid.uuid4().hex[:8]}."
         names = topic_names(prefix)
@@ -128,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)]
         with server(command, env, f"http://127.0.0.1:{port}/healthz", 120) as worker:
             started = time.perf_counter()  # ready: joined, recovered, consuming
+            cpu_at_ready = cpu_seconds(worker.pid)
+            deadline_s = max(600.0, len(records) / 500)
             with PeakRss([worker.pid]) as peak:
                 done = asyncio.run(
-                    wait_completed(bootstrap, names[CALLS_COMPLETED], args.calls, 600)
+                    wait_completed(bootstrap, names[CALLS_COMPLETED], args.calls, deadline_s)
                 )
             elapsed = time.perf_counter() - started
+            cpu_us = (cpu_seconds(worker.pid) - cpu_at_ready) / len(records) * 1e6
+            final_rss = rss_mb([worker.pid])
 
     rate = len(records) / elapsed
     figures = {
@@ -142,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         "plain_loop_events_per_s": plain,
         "worker_events_per_s": rate,
         "ratio": rate / plain,
+        "worker_cpu_us_per_event": cpu_us,
         "worker_peak_rss_mb": peak.peak,
+        "worker_rss_mb_at_end": final_rss,
+        "call_states_held": done,
+        "shape": args.shape,
         "store": args.store,
         "targets": TARGETS,
     }
@@ -152,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             ["plain aiokafka loop, events/s", plain, ""],
             ["worker (fold + publish), events/s", rate, f">= {TARGETS['rate']:,.0f}"],
             ["ratio worker / plain loop", rate / plain, f">= {TARGETS['ratio']}"],
+            ["worker CPU per event, us", cpu_us, ""],
             ["worker peak RSS, MB", peak.peak, ""],
+            [f"worker RSS at the end, MB ({done:,} call states)", final_rss, "< 500 at 1M"],
         ],
     )
     print(f"wrote {write_results('processors', figures)}")

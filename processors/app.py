@@ -8,17 +8,19 @@ events, CDR, commands - share a key and so a partition.
 
 At-least-once, without a broker round-trip per record. The agents consume with acks off
 (``stream.noack()``) and acknowledge an input record only from the delivery callbacks of what
-it produced: its outputs and the table's changelog record (``TrackedTable`` hands over the
-changelog send's future). So the agent moves on at once, many records' sends travel in the same
-producer batches, and a record counts as processed - faust may commit its offset - only once
-Kafka has acknowledged (acks=all) everything it produced. faust commits the highest offset below
-the first record not acked yet, and flushes the producer before every commit as well. A record
-whose send fails is never acked: the worker logs it and exits (``EXIT_SEND_FAILED``) so that
-a restart, or the worker taking over the partition, gets it again rather than this one hanging
-on shutdown with an unacknowledged record. A redelivered record is harmless because the fold is
-idempotent. Acks come from callbacks, never from "the next record", so a quiet partition does
-not keep its last records unacknowledged (which would stall a rebalance or a shutdown: faust
-waits for every record in flight to be acked first).
+it produced: the table's changelog record and its outputs (``Publisher`` sends both and keeps
+the futures; ``ack_when_delivered`` counts them down). So the agent moves on at once, many
+records travel in the same producer batches, and a record counts as processed only once Kafka
+has acknowledged (acks=all) everything it produced. faust commits, per partition, only up to
+the first record not yet acknowledged, and flushes the producer before every commit too, so a
+committed offset never runs ahead of an output or a table change; a worker taking over the
+partition recovers a table that has every committed record in it. A record whose send fails
+is never acknowledged: the worker logs it and exits (``EXIT_SEND_FAILED``) so that a restart,
+or the worker taking over, processes it again (an unacknowledged record would otherwise hold
+up every later commit and a clean shutdown). Acks come from callbacks, never from "the next
+record", so a quiet partition does not leave its last records unacknowledged (faust waits for
+every record in flight before a rebalance or a shutdown goes on). A record processed twice
+changes nothing the second time: the fold is idempotent.
 """
 
 from __future__ import annotations
@@ -83,27 +85,6 @@ def _brokers(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
 
 
-class TrackedTable(faust.Table[bytes, bytes]):
-    """A table that keeps the futures of its changelog sends until ``take_sent`` collects them.
-
-    A table write only queues its changelog record (``send_soon``); the future says when Kafka
-    has acknowledged it, which is what the agent waits for before acknowledging its input.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sent: list[asyncio.Future[Any]] = []
-
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        sent = super().send_changelog(*args, **kwargs)
-        self._sent.append(sent)
-        return sent
-
-    def take_sent(self) -> list[asyncio.Future[Any]]:
-        sent, self._sent = self._sent, []
-        return sent
-
-
 class _AckWhenDelivered:
     """Acknowledges one input record once every send it caused is acknowledged by Kafka."""
 
@@ -145,6 +126,63 @@ def ack_when_delivered(event: Any, sends: list[asyncio.Future[Any]]) -> None:
         event.ack()
 
 
+class Publisher:
+    """Writes the call-state table and publishes outputs without waiting for Kafka; each write
+    returns the futures of its sends, for ``ack_when_delivered``.
+
+    A faust table write queues its changelog record in faust's producer buffer and hides the
+    send's future; so this writes the table's store and sends the same changelog record (key,
+    value, the input record's partition: faust's own choice for a table without a partitioner)
+    itself, and after Kafka's ack records the offset in the store as faust would. Outputs go
+    through the producer's own ``send`` (faust's ``ProducerT`` API): a Topic's ``send`` wraps
+    each record in faust futures and sensor calls that cost more than the fold.
+    """
+
+    def __init__(self, app: faust.App, table: Any, sinks: dict[str, str]) -> None:
+        self.app = app
+        self.store: Any = table.data  # faust.stores.base.Store, typed as a MutableMapping
+        self.changelog: str = table.changelog_topic.get_topic_name()
+        self.sinks = sinks
+
+    def get(self, key: bytes) -> bytes | None:
+        stored: bytes | None = self.store.get(key)  # one lookup; a Table's get does two
+        return stored
+
+    def load(self, call_id: str) -> bytes | None:
+        return self.get(call_id.encode())
+
+    def _persisted(self, sent: asyncio.Future[Any]) -> None:
+        """What faust's table does once Kafka has a changelog record: remember its offset in
+        the store, so a restart recovers only the changelog past it."""
+        if not sent.cancelled() and sent.exception() is None:
+            metadata = sent.result()
+            self.store.set_persisted_offset(metadata.topic_partition, metadata.offset)
+
+    async def write(self, event: Any, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
+        """``table[key] = value`` (``del`` for None); the changelog send's future."""
+        if value is None:
+            del self.store[key]
+        else:
+            self.store[key] = value
+        partition = event.message.partition
+        sent = await self.app.producer.send(self.changelog, key, value, partition, None, None)
+        future = cast(asyncio.Future[Any], sent)
+        future.add_done_callback(self._persisted)
+        return future
+
+    async def apply(self, event: Any, step: Step) -> list[asyncio.Future[Any]]:
+        """Store the step's state and publish its records; the sends' futures."""
+        sends = []
+        if step.call_id is not None and step.stored is not None:
+            sends.append(await self.write(event, step.call_id.encode(), step.stored))
+        producer = self.app.producer
+        for record in step.records:
+            sink = self.sinks[record.topic]
+            sent = await producer.send(sink, record.key, record.value, None, None, None)
+            sends.append(cast(asyncio.Future[Any], sent))  # aiokafka's delivery future
+        return sends
+
+
 def create_worker_app(settings: WorkerSettings) -> faust.App:
     """The worker's Faust app, with its agent, table, timer and web views."""
     partitions = topic(CALL_EVENTS).partitions
@@ -176,68 +214,45 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         f"{settings.app_id}-{COMMANDS}", partitions=partitions, internal=True, **RAW
     )
     source = app.topic(names[CALL_EVENTS], names[CDRS], **RAW)
-    sinks = {name: names[name] for name in OUTPUT_TOPICS}
-    table = TrackedTable(
-        app,
-        name="call-state",
-        beacon=app.tables.beacon,
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    app.tables.add(table)
+    table = app.Table("call-state", partitions=partitions, key_type=bytes, value_type=bytes)
+    out = Publisher(app, table, {name: names[name] for name in OUTPUT_TOPICS})
     fold_settings = settings.fold
-
-    async def apply_step(step: Step) -> list[asyncio.Future[Any]]:
-        """Store and publish without waiting for Kafka; the sends' futures, changelog first."""
-        producer = app.producer
-        if step.call_id is not None and step.stored is not None:
-            table[step.call_id.encode()] = step.stored
-        sends = table.take_sent()
-        for record in step.records:
-            # The producer's own send (faust's ProducerT API): a Topic's send wraps every
-            # record in faust's futures and sensors, which cost more than the fold here.
-            sent = await producer.send(
-                sinks[record.topic], record.key, record.value, None, None, None
-            )
-            sends.append(cast(asyncio.Future[Any], sent))  # aiokafka's delivery future
-        return sends
-
-    def load(call_id: str) -> bytes | None:
-        stored: bytes | None = table.get(call_id.encode())
-        return stored
 
     @app.agent(source)
     async def fold(stream: Any) -> None:
         async for event in stream.noack().events():
-            step = fold_record(load, event.value, _received_at_ms(event))
-            ack_when_delivered(event, await apply_step(step))
+            step = fold_record(out.load, event.value, _received_at_ms(event))
+            ack_when_delivered(event, await out.apply(event, step))
 
     @app.agent(commands)
     async def run_commands(stream: Any) -> None:
         async for event in stream.noack().events():
-            ack_when_delivered(event, await run_command(event.key, event.value))
+            ack_when_delivered(event, await run_command(event))
 
-    async def run_command(key: bytes, command: bytes) -> list[asyncio.Future[Any]]:
-        stored = table.get(key)
+    async def run_command(event: Any) -> list[asyncio.Future[Any]]:
+        stored = out.get(event.key)
         if stored is None:
             return []
-        if command == EVICT:
+        if event.value == EVICT:
             if evictable(decode_state(stored), _now_ms(), fold_settings.retention_ms):
-                del table[key]
-            sent: list[asyncio.Future[Any]] = table.take_sent()
-            return sent
-        return await apply_step(expire_stored(stored, _now_ms(), fold_settings))
+                return [await out.write(event, event.key, None)]
+            return []
+        return await out.apply(event, expire_stored(stored, _now_ms(), fold_settings))
 
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
     async def sweep() -> None:
-        """Find calls whose deadline passed (read only) and send the agent a command each."""
+        """Find calls whose deadline passed (read only) and send the agent a command each.
+
+        The scan does not yield to the event loop, so the agent cannot change the table under
+        it, and only the due calls are kept (a list of every item would hold the whole table).
+        """
         now = _now_ms()
-        for key, stored in list(table.items()):
+        due = []
+        for key, stored in table.items():
             state = decode_state(stored)
-            if next_deadline_ms(state, fold_settings) > now:
-                continue
-            command = EVICT if state.status == "completed" else EXPIRE
+            if next_deadline_ms(state, fold_settings) <= now:
+                due.append((key, EVICT if state.status == "completed" else EXPIRE))
+        for key, command in due:
             await commands.send(key=key, value=command)
 
     @app.page("/healthz")
