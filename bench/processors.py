@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +108,29 @@ async def wait_completed(bootstrap: str, topic: str, expected: int, deadline_s: 
     return len(calls)
 
 
+def faust_floor_rate(bootstrap: str, names: dict[str, str], total: int, tmp: str) -> float:
+    """A faust agent that does nothing with the same records (bench/faust_floor.py)."""
+    out = Path(tmp) / "floor.txt"
+    env = {
+        **os.environ,
+        "BENCH_FLOOR_BOOTSTRAP": bootstrap,
+        "BENCH_FLOOR_TOPICS": f"{names[CALL_EVENTS]},{names[CDRS]}",
+        "BENCH_FLOOR_EVENTS": str(total),
+        "BENCH_FLOOR_OUT": str(out),
+        "BENCH_FLOOR_DATA_DIR": str(Path(tmp) / "floor-data"),
+    }
+    command = [sys.executable, "-m", "bench.faust_floor"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        process.wait(max(300.0, total / 500))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    events, seconds = out.read_text().split()
+    return int(events) / float(seconds)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -133,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: filling {len(records):,} events ...", file=sys.stderr)
         asyncio.run(fill(bootstrap, names, records))
         plain = asyncio.run(plain_loop_rate(bootstrap, names, len(records)))
+        print("bench: a no-op faust agent ...", file=sys.stderr)
+        floor = faust_floor_rate(bootstrap, names, len(records), tmp)
 
         port = broker.free_port()
         env = {
@@ -163,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "calls_completed": done,
         "events": len(records),
         "plain_loop_events_per_s": plain,
+        "faust_noop_agent_events_per_s": floor,
         "worker_events_per_s": rate,
         "ratio": rate / plain,
         "worker_cpu_us_per_event": cpu_us,
@@ -177,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         ["measure", "value", "target"],
         [
             ["plain aiokafka loop, events/s", plain, ""],
+            ["no-op faust agent, events/s", floor, ""],
             ["worker (fold + publish), events/s", rate, f">= {TARGETS['rate']:,.0f}"],
             ["ratio worker / plain loop", rate / plain, f">= {TARGETS['ratio']}"],
+            ["ratio no-op faust agent / plain loop", floor / plain, ""],
             ["worker CPU per event, us", cpu_us, ""],
             ["worker peak RSS, MB", peak.peak, ""],
             [f"worker RSS at the end, MB ({done:,} call states)", final_rss, "< 500 at 1M"],
