@@ -41,14 +41,14 @@ class LiveCallEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     # Fields sent as JSON numbers are turned into strings before validation (see parse.py).
     id_fields: ClassVar[tuple[str, ...]] = ("call_uuid", "from_number", "to_number", "hotline")
 
+    to_number: Number | None = None
+    created_time: EpochSeconds | None = None
+    date_time: EpochMillis
+    from_number: Number | None = None
+    hotline: Number | None = None
     call_uuid: CallId
     state: LiveState
     direction: Direction
-    date_time: EpochMillis
-    created_time: EpochSeconds | None = None
-    from_number: Number | None = None
-    to_number: Number | None = None
-    hotline: Number | None = None
 
     @property
     def call_id(self) -> str:
@@ -73,43 +73,43 @@ class CallDetailRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
         "tenant_id",
     )
 
-    transaction_id: CallId
-    direction: Direction
-    duration: Seconds
-    bill_sec: Seconds
-    time_start_call: EpochSeconds
-    # Absent only when the body was recognised as a CDR by its transaction_id.
-    state: Literal["cdr"] | None = None
     answer_sec: Seconds | None = None
-    record_seconds: Seconds | None = None
-    time_end_call: EpochSeconds | None = None
-    time_start_to_answer: EpochSeconds | None = None
-    created_date: EpochMillis | None = None
-    last_updated_date: EpochMillis | None = None
+    bill_sec: Seconds
     call_out_price: Price | None = None
-    send_num_retry: Count | None = None
-    from_number: Number | None = None
-    to_number: Number | None = None
-    hotline: Number | None = None
+    create_by: dict[str, Any] | None = None
+    created_date: EpochMillis | None = None
+    customer: dict[str, Any] | None = None
     destination_number: Number | None = None
+    direction: Direction
+    domain_fusion: Text | None = None
+    duration: Seconds
+    endby_name: Text | None = None
+    from_number: Number | None = None
+    hotline: Number | None = None
+    is_auto_call: bool | None = None
+    is_have_forward_out: bool | None = None
+    ivr: Text | None = None
+    last_updated_date: EpochMillis | None = None
+    note: Text | None = None
     phone_number: Number | None = None
+    provider: Text | None = None
+    record_seconds: Seconds | None = None
+    recording_file_url: Text | None = None
+    send_num_retry: Count | None = None
     sip_number: Number | None = None
     sip_user: Number | None = None
     source_number: Number | None = None
-    tenant_id: Text | None = None
-    domain_fusion: Text | None = None
-    endby_name: Text | None = None
-    ivr: Text | None = None
-    note: Text | None = None
-    provider: Text | None = None
-    recording_file_url: Text | None = None
-    is_auto_call: bool | None = None
-    is_have_forward_out: bool | None = None
-    create_by: dict[str, Any] | None = None
-    customer: dict[str, Any] | None = None
-    user: list[dict[str, Any]] | None = None
+    # Absent only when the body was recognised as a CDR by its transaction_id.
+    state: Literal["cdr"] | None = None
     tag: list[Any] | None = None
+    tenant_id: Text | None = None
+    time_end_call: EpochSeconds | None = None
+    time_start_call: EpochSeconds
+    time_start_to_answer: EpochSeconds | None = None
+    to_number: Number | None = None
+    transaction_id: CallId
     transfer_histories: list[Any] | None = None
+    user: list[dict[str, Any]] | None = None
 
     @property
     def call_id(self) -> str:

@@ -1,0 +1,116 @@
+"""parse_webhook's fast path (a typed decode proven complete by counting colons) gives the same
+answer as the precise path for every body, and the provider's samples take it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callstream.schemas.errors import WebhookParseError
+from callstream.schemas.jsonsafe import MAX_DEPTH
+from callstream.schemas.parse import (
+    Webhook,
+    _decode_exact,
+    parse_webhook,
+    parse_webhook_precisely,
+)
+from tests.unit.schema_fixtures import CDR_PATH, EVENT_PATH, cdr, event
+from tests.unit.test_schema_property import cdrs, events, json_values
+
+
+def outcome(parse: Any, body: bytes) -> tuple[str, Any]:
+    try:
+        webhook: Webhook = parse(body)
+    except WebhookParseError as refused:
+        return ("refused", (refused.code, refused.field, refused.kind, refused.call_id))
+    return ("accepted", (webhook.payload, webhook.raw))
+
+
+def assert_same_answer(body: bytes) -> None:
+    assert outcome(parse_webhook, body) == outcome(parse_webhook_precisely, body)
+
+
+@pytest.mark.parametrize("path", [CDR_PATH, EVENT_PATH])
+def test_the_samples_take_the_fast_path(path: Any) -> None:
+    body = path.read_bytes()
+    assert _decode_exact(body) is not None
+    assert_same_answer(body)
+
+
+def _spliced(body: bytes, insert: bytes) -> bytes:
+    """``insert`` (``"key":value``) added as the last member of the top-level object."""
+    return body[:-1] + b"," + insert + b"}"
+
+
+C, E = orjson.dumps(cdr()), orjson.dumps(event())
+REQUIRED = ("transaction_id", "direction", "duration", "bill_sec", "time_start_call")
+
+
+def _bare_cdr_with_tag(levels: int) -> bytes:
+    """A CDR of its required fields and ``tag`` nested ``levels`` deep: all its brackets nest."""
+    bare = orjson.dumps({key: cdr()[key] for key in REQUIRED})
+    return _spliced(bare, b'"tag":' + b"[" * levels + b"]" * levels)
+
+
+# Bodies a typed decode alone would accept, each with what the fast path must not let through.
+TRAPS: list[tuple[str, bytes]] = [
+    ("duplicate top-level key", _spliced(E, b'"hotline":"1"')),
+    ("duplicate key in a nested object", C.replace(b'"id":', b'"id":"x","id":', 1)),
+    ("unknown key offset by a colon in text", _spliced(E, b'"x":1').replace(b'"100"', b'"1:0"')),
+    ("duplicate hidden by an escaped colon", _spliced(E, b'"hotline":"a\\u003ab"')),
+    ("key spelled with an escape", _spliced(E, b'"st\\u0061te":"ringing"')),
+    ("explicit null", E.replace(b'"hotline":"0868694566"', b'"hotline":null')),
+    ("whitespace before a colon", _spliced(E, b'"x" : 1')),
+    ("integer beyond 64 bits nested", C.replace(b'"id":"', b'"n":18446744073709551616,"id":"')),
+    ("nested up to the limit", _bare_cdr_with_tag(MAX_DEPTH - 1)),
+    ("nested one past the limit", _bare_cdr_with_tag(MAX_DEPTH)),
+    ("a number as an id", E.replace(b'"100"', b"100")),
+    ("a numeric string as a number", E.replace(b"1626693561,", b'"1626693561",')),
+    ("a small CDR", orjson.dumps({k: cdr()[k] for k in ("transaction_id", "direction")})),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), TRAPS, ids=[name for name, _ in TRAPS])
+def test_the_fast_path_agrees_with_the_precise_one_on_traps(name: str, body: bytes) -> None:
+    assert_same_answer(body)
+
+
+def test_nesting_limit_holds_in_known_containers() -> None:
+    assert _decode_exact(_bare_cdr_with_tag(MAX_DEPTH - 1)) is not None  # the fast path's bound
+    with pytest.raises(WebhookParseError) as refused:
+        parse_webhook(_bare_cdr_with_tag(MAX_DEPTH))
+    assert refused.value.code == "too_deep"
+
+
+@st.composite
+def mangled_bodies(draw: st.DrawFn) -> bytes:
+    """A valid event or CDR, re-encoded with some of what JSON parsers disagree on."""
+    value: dict[str, Any] = draw(st.one_of(events, cdrs))
+    body = orjson.dumps(value, option=draw(st.sampled_from([0, orjson.OPT_INDENT_2])))
+    for _ in range(draw(st.integers(0, 2))):
+        key = draw(st.sampled_from([*value, "x", "n"]))
+        member = orjson.dumps({key: draw(json_values)})[1:-1]
+        where = draw(st.sampled_from(["top", "nested", "escaped"]))
+        if where == "nested" and b'"create_by":{' in body:
+            body = body.replace(b'"create_by":{', b'"create_by":{' + member + b",", 1)
+        elif where == "escaped":  # an escaped colon that could offset the member's colon
+            body = _spliced(body, member).replace(b'":"', b'":"\\u003a', 1)
+        else:
+            body = _spliced(body, member)
+    return body
+
+
+@settings(max_examples=400, deadline=None)
+@given(mangled_bodies())
+def test_the_fast_path_agrees_with_the_precise_one(body: bytes) -> None:
+    assert_same_answer(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(events, cdrs))
+def test_valid_bodies_agree_too(value: dict[str, Any]) -> None:
+    assert_same_answer(orjson.dumps(value))
