@@ -33,9 +33,15 @@ from typing import Any, cast
 
 import faust
 
-from callstream.processors.callstate import evictable, next_deadline_ms
+from callstream.processors.callstate import evictable
 from callstream.processors.settings import WorkerSettings
-from callstream.processors.step import Step, decode_state, expire_stored, fold_record
+from callstream.processors.step import (
+    Step,
+    decode_state,
+    expire_stored,
+    fold_record,
+    stored_deadline_ms,
+)
 from callstream.schemas.topics import (
     CALL_EVENTS,
     CALL_STATE,
@@ -55,6 +61,14 @@ EXPIRE, EVICT = b"expire", b"evict"
 RECEIVED_AT_HEADER = "callstream-received-at-ms"
 PRODUCER_LINGER_S = 0.005
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+# faust's RocksDB defaults hold, per partition, up to three 64 MB memtables and a 2 GB block
+# cache: a worker with 12 partitions grew past 500 MB before it held 300k call states. These
+# bound each partition's store to 2 x 8 MB memtables and an 8 MB block cache.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 8 * 1024 * 1024,
+}
 EXIT_SEND_FAILED = 70  # EX_SOFTWARE: Kafka refused a record; a restart redelivers its input
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -79,6 +93,10 @@ def _received_at_ms(event: Any) -> int:
             except ValueError:
                 break
     return int(event.message.timestamp * 1000)
+
+
+def commands_topic_name(app_id: str) -> str:
+    return f"{app_id}-{COMMANDS}"
 
 
 def _brokers(bootstrap_servers: str) -> list[str]:
@@ -211,10 +229,16 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     )
     names = topic_names(settings.topic_prefix)
     commands = app.topic(
-        f"{settings.app_id}-{COMMANDS}", partitions=partitions, internal=True, **RAW
+        commands_topic_name(settings.app_id), partitions=partitions, internal=True, **RAW
     )
     source = app.topic(names[CALL_EVENTS], names[CDRS], **RAW)
-    table = app.Table("call-state", partitions=partitions, key_type=bytes, value_type=bytes)
+    table = app.Table(
+        "call-state",
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None,
+    )
     out = Publisher(app, table, {name: names[name] for name in OUTPUT_TOPICS})
     fold_settings = settings.fold
 
@@ -248,10 +272,10 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         """
         now = _now_ms()
         due = []
-        for key, stored in table.items():
-            state = decode_state(stored)
-            if next_deadline_ms(state, fold_settings) <= now:
-                due.append((key, EVICT if state.status == "completed" else EXPIRE))
+        for key, stored in out.store.items():
+            deadline, completed = stored_deadline_ms(stored, fold_settings)
+            if deadline <= now:
+                due.append((key, EVICT if completed else EXPIRE))
         for key, command in due:
             await commands.send(key=key, value=command)
 

@@ -3,34 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from callstream.kafka.admin import ensure_topics
-from callstream.processors.app import create_worker_app
+from callstream.kafka.admin import _wait_visible, ensure_topics
+from callstream.processors.app import commands_topic_name, create_worker_app
 from callstream.processors.settings import WorkerSettings
-from callstream.schemas.topics import TOPICS
+from callstream.schemas.topics import CALL_EVENTS, TOPICS, topic
 
 log = logging.getLogger("callstream.processors")
 TOPICS_DEADLINE_S = 60.0
 
 
+async def _ensure_commands_topic(settings: WorkerSettings) -> list[str]:
+    """The agent's internal commands topic. faust would declare it itself, but while the worker
+    joins its group: under load the first assignment missed it, and the timer's commands went
+    unread until a later rebalance."""
+    name = commands_topic_name(settings.app_id)
+    partitions = topic(CALL_EVENTS).partitions
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        if name in await admin.list_topics():
+            return []
+        new = NewTopic(
+            name, num_partitions=partitions, replication_factor=settings.replication_factor
+        )
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
+            await admin.create_topics([new])
+        await _wait_visible(admin, {name: partitions})
+        return [name]
+    finally:
+        await admin.close()
+
+
+async def _ensure_all_topics(settings: WorkerSettings) -> list[str]:
+    registry = await ensure_topics(
+        settings.bootstrap_servers, TOPICS, settings.topic_prefix, settings.replication_factor
+    )
+    return registry + await _ensure_commands_topic(settings)
+
+
 def _ensure_topics(settings: WorkerSettings) -> None:
-    """The registry's topics, created if missing; waits (bounded) for the broker to answer."""
+    """The registry's topics and the commands topic, created if missing; waits (bounded) for
+    the broker to answer."""
     deadline = time.monotonic() + TOPICS_DEADLINE_S
     while True:
         try:
-            created = asyncio.run(
-                ensure_topics(
-                    settings.bootstrap_servers,
-                    TOPICS,
-                    settings.topic_prefix,
-                    settings.replication_factor,
-                )
-            )
+            created = asyncio.run(_ensure_all_topics(settings))
         except (KafkaError, OSError, TimeoutError) as exc:
             if time.monotonic() > deadline:
                 raise
