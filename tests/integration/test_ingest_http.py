@@ -54,6 +54,8 @@ async def test_samples_land_byte_identical_with_key_and_headers(kafka_bootstrap:
         assert abs(int(headers["callstream-received-at-ms"]) - time.time() * 1000) < 60_000
         assert len(headers["callstream-request-id"]) >= 16
         assert headers["callstream-source"] == b"127.0.0.1"
+    ids = {dict(records[0].headers)["callstream-request-id"] for records in (events, cdrs)}
+    assert len(ids) == 2  # one id per request
 
 
 def _cdr_without(field: str) -> bytes:
