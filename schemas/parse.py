@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -108,7 +109,6 @@ def encode_webhook(webhook: Webhook) -> bytes:
 
 
 # The fast path: msgspec's typed decode, then proof that it saw everything the body holds.
-_ENCODE = msgspec.json.Encoder().encode  # the models omit null fields (omit_defaults)
 _Decode = Callable[[bytes], ProviderPayload]
 _DECODE_EVENT: _Decode = msgspec.json.Decoder(LiveCallEvent, strict=False).decode
 _DECODE_CDR: _Decode = msgspec.json.Decoder(CallDetailRecord, strict=False).decode
@@ -117,18 +117,16 @@ _CDR_LIKELY_BYTES = 600
 # Byte values, not one-byte strings: bytes.count and `in` skip the buffer protocol for an int.
 _COLON, _BACKSLASH = b":\\"
 _ALL_BUT_BRACKETS = bytes(sorted(set(range(256)) - set(b"{[")))  # for bytes.translate
+_Getter = Callable[[Any], tuple[Any, ...]]
 
 
-def _container_fields(model: type[ProviderPayload]) -> Callable[[Any], tuple[Any, ...]] | None:
-    """A getter of the model's fields that hold arbitrary JSON (objects, arrays), where depth
-    and integers are not bounded by the model; ``None`` when it has none."""
+def _getter(model: type[ProviderPayload], *kinds: type) -> _Getter | None:
+    """A getter of the model's fields whose type (or a branch of it) is one of ``kinds``, as a
+    tuple; ``None`` when there are none."""
     names = [
         field.name
         for field in msgspec.inspect.type_info(model).fields  # type: ignore[attr-defined]
-        if any(
-            isinstance(option, msgspec.inspect.DictType | msgspec.inspect.ListType)
-            for option in getattr(field.type, "types", (field.type,))
-        )
+        if any(isinstance(t, kinds) for t in getattr(field.type, "types", (field.type,)))
     ]
     if not names:
         return None
@@ -136,7 +134,23 @@ def _container_fields(model: type[ProviderPayload]) -> Callable[[Any], tuple[Any
     return (lambda payload: (getter(payload),)) if len(names) == 1 else getter
 
 
-_CONTAINERS = {model: _container_fields(model) for model in (LiveCallEvent, CallDetailRecord)}
+@dataclass(frozen=True)
+class _Shape:
+    """Where a model's colons can hide: its text fields and its arbitrary-JSON containers."""
+
+    texts: _Getter | None
+    containers: _Getter | None  # where depth and integers are not bounded by the model
+
+    @classmethod
+    def of(cls, model: type[ProviderPayload]) -> _Shape:
+        inspect = msgspec.inspect
+        return cls(
+            _getter(model, inspect.StrType, inspect.LiteralType),
+            _getter(model, inspect.DictType, inspect.ListType),
+        )
+
+
+_SHAPES = {model: _Shape.of(model) for model in (LiveCallEvent, CallDetailRecord)}
 
 
 def _decode_exact(body: bytes) -> ProviderPayload | None:
@@ -146,10 +160,10 @@ def _decode_exact(body: bytes) -> ProviderPayload | None:
 
     The typed decode skips unknown fields unchecked and lets a repeated key win silently, so its
     result counts only once the body is shown to hold nothing else. Every key is followed by a
-    ':' and the other colons sit in strings; so a body whose colons number its non-null fields
-    has exactly those keys. Otherwise, with no backslash in the body its strings decode to
-    themselves, and it has exactly the payload's keys when it has as many colons as the payload
-    re-encoded (which omits null fields).
+    ':' and the other colons sit in strings: a body whose colons number its non-null fields
+    has exactly those keys. Otherwise, with no backslash its strings decode to themselves, and
+    it has exactly the payload's keys when its other colons are those of the payload's text and
+    of its containers re-encoded (their keys and text).
     """
     first, second = _DECODE_EVENT, _DECODE_CDR
     if len(body) > _CDR_LIKELY_BYTES:
@@ -161,23 +175,24 @@ def _decode_exact(body: bytes) -> ProviderPayload | None:
             payload = second(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
-    colons = body.count(_COLON)
-    containers = _CONTAINERS[type(payload)]
-    if containers is None:
-        values = msgspec.structs.astuple(payload)
-        if colons == len(values) - values.count(None):
-            return payload
-    if _BACKSLASH in body or colons != _ENCODE(payload).count(_COLON):
-        return None
-    if containers is not None:
+    values = msgspec.structs.astuple(payload)
+    others = body.count(_COLON) - (len(values) - values.count(None))
+    shape = _SHAPES[type(payload)]
+    if shape.containers is not None:
         try:
-            nested = orjson.dumps(containers(payload))  # refuses integers beyond 64 bits
+            nested = orjson.dumps(shape.containers(payload))  # refuses integers beyond 64 bits
         except TypeError:
             return None
         # The body's depth is at most 1 + the brackets of its containers: the tuple's '['.
         if len(nested.translate(None, _ALL_BUT_BRACKETS)) > MAX_DEPTH:
             return None
-    return payload
+        others -= nested.count(_COLON)
+    elif others == 0:
+        return payload
+    if _BACKSLASH in body:
+        return None
+    texts = "".join(filter(None, shape.texts(payload))) if shape.texts is not None else ""
+    return payload if others == texts.count(":") else None
 
 
 _BY_STATE: dict[str, type[ProviderPayload]] = {CDR_STATE: CallDetailRecord} | {
