@@ -37,7 +37,7 @@ class Webhook(msgspec.Struct, frozen=True, gc=False):
 
     payload: ProviderPayload
     body: bytes
-    decoded: dict[str, Any] | None = None  # set by the precise path; the fast one needs none
+    decoded: dict[str, Any] | None = None  # set by the precise path; None after the fast one
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -65,11 +65,42 @@ def parse_webhook(body: bytes) -> Webhook:
     """Decode and validate one webhook body.
 
     Raises :class:`WebhookParseError` for every refusal and never another exception.
+
+    The fast path, inline because it is the ingress's and the worker's hot path: msgspec's
+    typed decode, kept only for a body shown to hold only known fields, each once and none
+    null, with nesting and integers within the limits; :func:`parse_webhook_precisely` decides
+    everything else. The typed decode skips unknown fields unchecked and lets a repeated key
+    win silently. Every key is followed by a ':' and the other colons sit in strings: a body
+    whose colons number its non-null fields has exactly those keys. Otherwise, with no
+    backslash its strings decode to themselves, and it has exactly the payload's keys when its
+    other colons are those of the payload's text and of its containers re-encoded (their keys
+    and text).
     """
-    payload = _decode_exact(body)
-    if payload is not None:
+    first, second = _DECODE_EVENT, _DECODE_CDR
+    if len(body) > _CDR_LIKELY_BYTES:
+        first, second = second, first
+    try:
+        try:
+            payload = first(body)
+        except msgspec.ValidationError:
+            payload = second(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return parse_webhook_precisely(body)
+    values = msgspec.structs.astuple(payload)
+    others = body.count(_COLON) - (len(values) - values.count(None))
+    shape = _SHAPES[type(payload)]
+    if others == 0 and not shape.nests:
         return Webhook(payload, body)
-    return parse_webhook_precisely(body)
+    if _BACKSLASH in body:
+        return parse_webhook_precisely(body)
+    try:
+        spots = orjson.dumps(shape.spots(payload))  # refuses integers beyond 64 bits
+    except TypeError:
+        return parse_webhook_precisely(body)
+    # The body's depth is at most 1 + its containers' brackets: the tuple's '[' is the 1.
+    if others != spots.count(_COLON) or len(spots.translate(None, _BRACKETS)) > MAX_DEPTH:
+        return parse_webhook_precisely(body)
+    return Webhook(payload, body)
 
 
 def parse_webhook_precisely(body: bytes) -> Webhook:
@@ -116,83 +147,33 @@ _DECODE_CDR: _Decode = msgspec.json.Decoder(CallDetailRecord, strict=False).deco
 _CDR_LIKELY_BYTES = 600
 # Byte values, not one-byte strings: bytes.count and `in` skip the buffer protocol for an int.
 _COLON, _BACKSLASH = b":\\"
-_ALL_BUT_BRACKETS = bytes(sorted(set(range(256)) - set(b"{[")))  # for bytes.translate
-_Getter = Callable[[Any], tuple[Any, ...]]
-
-
-def _getter(model: type[ProviderPayload], *kinds: type) -> _Getter | None:
-    """A getter of the model's fields whose type (or a branch of it) is one of ``kinds``, as a
-    tuple; ``None`` when there are none."""
-    names = [
-        field.name
-        for field in msgspec.inspect.type_info(model).fields  # type: ignore[attr-defined]
-        if any(isinstance(t, kinds) for t in getattr(field.type, "types", (field.type,)))
-    ]
-    if not names:
-        return None
-    getter = operator.attrgetter(*names)
-    return (lambda payload: (getter(payload),)) if len(names) == 1 else getter
+_BRACKETS = bytes(sorted(set(range(256)) - set(b"{[")))  # bytes.translate deletes the rest
 
 
 @dataclass(frozen=True)
 class _Shape:
-    """Where a model's colons can hide: its text fields and its arbitrary-JSON containers."""
+    """Where a model's colons can be other than after its own keys."""
 
-    texts: _Getter | None
-    containers: _Getter | None  # where depth and integers are not bounded by the model
+    spots: Callable[[Any], tuple[Any, ...]]  # its text and arbitrary-JSON fields, as a tuple
+    nests: bool  # whether any of those holds objects or arrays (unbounded depth and integers)
 
     @classmethod
     def of(cls, model: type[ProviderPayload]) -> _Shape:
         inspect = msgspec.inspect
-        return cls(
-            _getter(model, inspect.StrType, inspect.LiteralType),
-            _getter(model, inspect.DictType, inspect.ListType),
-        )
+        text, nested = (inspect.StrType, inspect.LiteralType), (inspect.DictType, inspect.ListType)
+        names, nests = [], False
+        for field in inspect.type_info(model).fields:  # type: ignore[attr-defined]
+            kinds = getattr(field.type, "types", (field.type,))
+            if any(isinstance(kind, nested) for kind in kinds):
+                names.append(field.name)
+                nests = True
+            elif any(isinstance(kind, text) for kind in kinds):
+                names.append(field.name)
+        getter = operator.attrgetter(*names)  # a tuple for two names or more
+        return cls(getter if len(names) > 1 else lambda payload: (getter(payload),), nests)
 
 
 _SHAPES = {model: _Shape.of(model) for model in (LiveCallEvent, CallDetailRecord)}
-
-
-def _decode_exact(body: bytes) -> ProviderPayload | None:
-    """The payload of a body that holds only known fields, each once and none null; ``None``
-    for anything else (and for nesting or integers beyond the limits), which the precise path
-    then decides.
-
-    The typed decode skips unknown fields unchecked and lets a repeated key win silently, so its
-    result counts only once the body is shown to hold nothing else. Every key is followed by a
-    ':' and the other colons sit in strings: a body whose colons number its non-null fields
-    has exactly those keys. Otherwise, with no backslash its strings decode to themselves, and
-    it has exactly the payload's keys when its other colons are those of the payload's text and
-    of its containers re-encoded (their keys and text).
-    """
-    first, second = _DECODE_EVENT, _DECODE_CDR
-    if len(body) > _CDR_LIKELY_BYTES:
-        first, second = second, first
-    try:
-        try:
-            payload = first(body)
-        except msgspec.ValidationError:
-            payload = second(body)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    values = msgspec.structs.astuple(payload)
-    others = body.count(_COLON) - (len(values) - values.count(None))
-    shape = _SHAPES[type(payload)]
-    if shape.containers is not None:
-        try:
-            nested = orjson.dumps(shape.containers(payload))  # refuses integers beyond 64 bits
-        except TypeError:
-            return None
-        # The body's depth is at most 1 + the brackets of its containers: the tuple's '['.
-        if len(nested.translate(None, _ALL_BUT_BRACKETS)) > MAX_DEPTH:
-            return None
-        others -= nested.count(_COLON)
-    elif others == 0:
-        return payload
-    if _BACKSLASH in body:
-        return None
-    texts = "".join(filter(None, shape.texts(payload))) if shape.texts is not None else ""
-    return payload if others == texts.count(":") else None
 
 
 _BY_STATE: dict[str, type[ProviderPayload]] = {CDR_STATE: CallDetailRecord} | {
