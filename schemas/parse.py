@@ -159,18 +159,29 @@ class _Shape:
 
     @classmethod
     def of(cls, model: type[ProviderPayload]) -> _Shape:
+        """Every field but those only numbers, booleans or null; nesting for any other than
+        those and text. Unknown kinds count as nesting, so a new field stays checked."""
         inspect = msgspec.inspect
-        text, nested = (inspect.StrType, inspect.LiteralType), (inspect.DictType, inspect.ListType)
+        scalar = (inspect.IntType, inspect.FloatType, inspect.BoolType, inspect.NoneType)
+        flat = (*scalar, inspect.StrType, inspect.LiteralType)
         names, nests = [], False
         for field in inspect.type_info(model).fields:  # type: ignore[attr-defined]
-            kinds = getattr(field.type, "types", (field.type,))
-            if any(isinstance(kind, nested) for kind in kinds):
-                names.append(field.name)
-                nests = True
-            elif any(isinstance(kind, text) for kind in kinds):
-                names.append(field.name)
+            kinds = _leaf_types(field.type)
+            if all(isinstance(kind, scalar) for kind in kinds):
+                continue  # cannot hold a colon or a bracket
+            names.append(field.name)
+            nests = nests or not all(isinstance(kind, flat) for kind in kinds)
         getter = operator.attrgetter(*names)  # a tuple for two names or more
         return cls(getter if len(names) > 1 else lambda payload: (getter(payload),), nests)
+
+
+def _leaf_types(kind: Any) -> list[Any]:
+    """The types a field may hold, through ``Annotated`` metadata and unions."""
+    if isinstance(kind, msgspec.inspect.Metadata):
+        return _leaf_types(kind.type)
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return [leaf for branch in kind.types for leaf in _leaf_types(branch)]
+    return [kind]
 
 
 _SHAPES = {model: _Shape.of(model) for model in (LiveCallEvent, CallDetailRecord)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -113,3 +114,35 @@ def test_the_fast_path_agrees_with_the_precise_one(body: bytes) -> None:
 @given(st.one_of(events, cdrs))
 def test_valid_bodies_agree_too(value: dict[str, Any]) -> None:
     assert_same_answer(orjson.dumps(value))
+
+
+@pytest.mark.parametrize("field", ["call_uuid", "from_number", "to_number", "hotline"])
+def test_a_colon_in_any_text_field_still_takes_the_fast_path(field: str) -> None:
+    body = orjson.dumps({**event(), field: "sip:100"})
+    assert parse_webhook(body).decoded is None
+    assert_same_answer(body)
+
+
+# Each container field's shape around an inner value (``user`` is an array of objects).
+CONTAINERS: dict[str, Any] = {
+    "create_by": lambda inner: {"x": inner},
+    "customer": lambda inner: {"x": inner},
+    "user": lambda inner: [{"x": inner}],
+    "tag": lambda inner: [inner],
+    "transfer_histories": lambda inner: [inner],
+}
+
+
+@pytest.mark.parametrize("field", CONTAINERS)
+@pytest.mark.parametrize(("inner", "code"), [("deep", "too_deep"), (2**64, "number_too_large")])
+def test_every_container_field_is_held_to_the_limits(field: str, inner: Any, code: str) -> None:
+    if inner == "deep":
+        inner = []
+        for _ in range(MAX_DEPTH):
+            inner = [inner]
+    bare = {key: cdr()[key] for key in REQUIRED}
+    body = msgspec.json.encode({**bare, field: CONTAINERS[field](inner)})
+    with pytest.raises(WebhookParseError) as refused:
+        parse_webhook(body)
+    assert refused.value.code == code
+    assert_same_answer(body)
