@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,12 +17,29 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
+from aiokafka.partitioner import murmur2
 
 log = logging.getLogger("callstream.ingest.publisher")
 
 Headers = list[tuple[str, bytes]]
 RECONNECT_BACKOFF_S = 1.0
 HEARTBEAT_INTERVAL_S = 2.0
+
+
+def _partition(producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int | None:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2), from a cache: a call's
+    four webhooks share a key, and aiokafka's murmur2 is pure Python. ``None`` lets aiokafka
+    choose (no key, or no metadata for the topic yet)."""
+    partitions = producer.client.cluster.partitions_for_topic(topic)
+    if key is None or not partitions:
+        return None
+    return partition_for_key(key, len(partitions))
+
+
+@functools.lru_cache(maxsize=4096)
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default partition of ``key`` among ``partitions`` (what every client picks)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class PublishUnavailable(Exception):
@@ -121,7 +139,13 @@ class Publisher:
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path.
             async with asyncio.timeout(self._send_timeout_s):
-                metadata = await producer.send_and_wait(topic, value, key=key, headers=headers)
+                metadata = await producer.send_and_wait(
+                    topic,
+                    value,
+                    key=key,
+                    partition=_partition(producer, topic, key),
+                    headers=headers,
+                )
         except TimeoutError:
             raise PublishUnavailable(
                 f"no ack from Kafka within {self._send_timeout_s:g} s"
