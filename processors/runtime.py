@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.admin import NewTopic
+from aiokafka.errors import KafkaError
 
-from callstream.kafka.admin import _wait_visible, ensure_topics
+from callstream.kafka.admin import create_missing, ensure_topics
 from callstream.processors.app import commands_topic_name, create_worker_app
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.topics import CALL_EVENTS, TOPICS, topic
@@ -20,33 +19,22 @@ log = logging.getLogger("callstream.processors")
 TOPICS_DEADLINE_S = 60.0
 
 
-async def _ensure_commands_topic(settings: WorkerSettings) -> list[str]:
+def _commands_topic(settings: WorkerSettings) -> NewTopic:
     """The agent's internal commands topic. faust would declare it itself, but while the worker
     joins its group: under load the first assignment missed it, and the timer's commands went
     unread until a later rebalance."""
-    name = commands_topic_name(settings.app_id)
-    partitions = topic(CALL_EVENTS).partitions
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        if name in await admin.list_topics():
-            return []
-        new = NewTopic(
-            name, num_partitions=partitions, replication_factor=settings.replication_factor
-        )
-        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
-            await admin.create_topics([new])
-        await _wait_visible(admin, {name: partitions})
-        return [name]
-    finally:
-        await admin.close()
+    return NewTopic(
+        commands_topic_name(settings.app_id),
+        num_partitions=topic(CALL_EVENTS).partitions,
+        replication_factor=settings.replication_factor,
+    )
 
 
 async def _ensure_all_topics(settings: WorkerSettings) -> list[str]:
     registry = await ensure_topics(
         settings.bootstrap_servers, TOPICS, settings.topic_prefix, settings.replication_factor
     )
-    return registry + await _ensure_commands_topic(settings)
+    return registry + await create_missing(settings.bootstrap_servers, [_commands_topic(settings)])
 
 
 def _ensure_topics(settings: WorkerSettings) -> None:

@@ -4,9 +4,11 @@ retention, so nothing relies on the broker's auto-creation defaults."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from callstream.schemas.topics import TopicSpec
 
@@ -27,22 +29,29 @@ async def ensure_topics(
     replication_factor: int = DEFAULT_REPLICATION,
 ) -> list[str]:
     """Create those of ``specs`` (named with ``prefix``) that do not exist; returns their names."""
+    topics = [
+        NewTopic(
+            spec.full_name(prefix),
+            num_partitions=spec.partitions,
+            replication_factor=replication_factor,
+            topic_configs=topic_config(spec),
+        )
+        for spec in specs
+    ]
+    return await create_missing(bootstrap_servers, topics)
+
+
+async def create_missing(bootstrap_servers: str, topics: list[NewTopic]) -> list[str]:
+    """Create those of ``topics`` that do not exist and wait until they are visible; returns
+    their names. Another process creating one at the same moment is no error."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                spec.full_name(prefix),
-                num_partitions=spec.partitions,
-                replication_factor=replication_factor,
-                topic_configs=topic_config(spec),
-            )
-            for spec in specs
-            if spec.full_name(prefix) not in existing
-        ]
+        missing = [topic for topic in topics if topic.name not in existing]
         if missing:
-            await admin.create_topics(missing)
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
             await _wait_visible(admin, {topic.name: topic.num_partitions for topic in missing})
         return [topic.name for topic in missing]
     finally:
