@@ -7,10 +7,8 @@ could be misled (see docs/schemas.md for every rule).
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -73,8 +71,8 @@ def parse_webhook(body: bytes) -> Webhook:
     win silently. Every key is followed by a ':' and the other colons sit in strings: a body
     whose colons number its non-null fields has exactly those keys. Otherwise, with no
     backslash its strings decode to themselves, and it has exactly the payload's keys when its
-    other colons are those of the payload's text and of its containers re-encoded (their keys
-    and text).
+    other colons are those of the payload's fields re-encoded (their text, and the keys and text
+    of their containers).
     """
     first, second = _DECODE_EVENT, _DECODE_CDR
     if len(body) > _CDR_LIKELY_BYTES:
@@ -86,19 +84,19 @@ def parse_webhook(body: bytes) -> Webhook:
             payload = second(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return parse_webhook_precisely(body)
-    values = msgspec.structs.astuple(payload)
+    values = _astuple(payload)
     others = body.count(_COLON) - (len(values) - values.count(None))
-    shape = _SHAPES[type(payload)]
-    if others == 0 and not shape.nests:
+    if others == 0 and type(payload) in _FLAT_MODELS:
         return Webhook(payload, body)
     if _BACKSLASH in body:
         return parse_webhook_precisely(body)
     try:
-        spots = orjson.dumps(shape.spots(payload))  # refuses integers beyond 64 bits
+        marks = orjson.dumps(values).translate(None, _NOT_MARKS)  # refuses ints beyond 64 bits
     except TypeError:
         return parse_webhook_precisely(body)
     # The body's depth is at most 1 + its containers' brackets: the tuple's '[' is the 1.
-    if others != spots.count(_COLON) or len(spots.translate(None, _BRACKETS)) > MAX_DEPTH:
+    colons = marks.count(_COLON)
+    if others != colons or len(marks) - colons > MAX_DEPTH:
         return parse_webhook_precisely(body)
     return Webhook(payload, body)
 
@@ -147,32 +145,20 @@ _DECODE_CDR: _Decode = msgspec.json.Decoder(CallDetailRecord, strict=False).deco
 _CDR_LIKELY_BYTES = 600
 # Byte values, not one-byte strings: bytes.count and `in` skip the buffer protocol for an int.
 _COLON, _BACKSLASH = b":\\"
-_BRACKETS = bytes(sorted(set(range(256)) - set(b"{[")))  # bytes.translate deletes the rest
+# bytes.translate deletes every byte but these: the colons and the opening brackets.
+_NOT_MARKS = bytes(sorted(set(range(256)) - set(b":{[")))
+_astuple = msgspec.structs.astuple
 
 
-@dataclass(frozen=True)
-class _Shape:
-    """Where a model's colons can be other than after its own keys."""
-
-    spots: Callable[[Any], tuple[Any, ...]]  # its text and arbitrary-JSON fields, as a tuple
-    nests: bool  # whether any of those holds objects or arrays (unbounded depth and integers)
-
-    @classmethod
-    def of(cls, model: type[ProviderPayload]) -> _Shape:
-        """Every field but those only numbers, booleans or null; nesting for any other than
-        those and text. Unknown kinds count as nesting, so a new field stays checked."""
-        inspect = msgspec.inspect
-        scalar = (inspect.IntType, inspect.FloatType, inspect.BoolType, inspect.NoneType)
-        flat = (*scalar, inspect.StrType, inspect.LiteralType)
-        names, nests = [], False
-        for field in inspect.type_info(model).fields:  # type: ignore[attr-defined]
-            kinds = _leaf_types(field.type)
-            if all(isinstance(kind, scalar) for kind in kinds):
-                continue  # cannot hold a colon or a bracket
-            names.append(field.name)
-            nests = nests or not all(isinstance(kind, flat) for kind in kinds)
-        getter = operator.attrgetter(*names)  # a tuple for two names or more
-        return cls(getter if len(names) > 1 else lambda payload: (getter(payload),), nests)
+def _is_flat(model: type[ProviderPayload]) -> bool:
+    """Whether every field holds only text, numbers, booleans or null: no container, so no
+    depth or nested keys to check. Unknown kinds count as containers, so a new field stays
+    checked."""
+    inspect = msgspec.inspect
+    flat: tuple[type, ...] = (inspect.IntType, inspect.FloatType, inspect.BoolType)
+    flat += (inspect.NoneType, inspect.StrType, inspect.LiteralType)
+    fields = inspect.type_info(model).fields  # type: ignore[attr-defined]
+    return all(isinstance(kind, flat) for field in fields for kind in _leaf_types(field.type))
 
 
 def _leaf_types(kind: Any) -> list[Any]:
@@ -184,7 +170,7 @@ def _leaf_types(kind: Any) -> list[Any]:
     return [kind]
 
 
-_SHAPES = {model: _Shape.of(model) for model in (LiveCallEvent, CallDetailRecord)}
+_FLAT_MODELS = frozenset(model for model in (LiveCallEvent, CallDetailRecord) if _is_flat(model))
 
 
 _BY_STATE: dict[str, type[ProviderPayload]] = {CDR_STATE: CallDetailRecord} | {
