@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,29 +16,14 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
-from aiokafka.partitioner import murmur2
+
+from callstream.kafka.partitioning import default_partition
 
 log = logging.getLogger("callstream.ingest.publisher")
 
 Headers = list[tuple[str, bytes]]
 RECONNECT_BACKOFF_S = 1.0
 HEARTBEAT_INTERVAL_S = 2.0
-
-
-def _partition(producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int | None:
-    """The partition Kafka's default partitioner gives ``key`` (murmur2), from a cache: a call's
-    four webhooks share a key, and aiokafka's murmur2 is pure Python. ``None`` lets aiokafka
-    choose (no key, or no metadata for the topic yet)."""
-    partitions = producer.client.cluster.partitions_for_topic(topic)
-    if key is None or not partitions:
-        return None
-    return partition_for_key(key, len(partitions))
-
-
-@functools.lru_cache(maxsize=4096)
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """Kafka's default partition of ``key`` among ``partitions`` (what every client picks)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class PublishUnavailable(Exception):
@@ -143,7 +127,7 @@ class Publisher:
                     topic,
                     value,
                     key=key,
-                    partition=_partition(producer, topic, key),
+                    partition=default_partition(producer, topic, key),
                     headers=headers,
                 )
         except TimeoutError:

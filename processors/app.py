@@ -7,32 +7,32 @@ keyed by call id, to an internal topic the agent also consumes. All of one call'
 events, CDR, commands - share a key and so a partition.
 
 At-least-once, without a broker round-trip per record. The agents consume with acks off
-(``stream.noack()``) and acknowledge an input record only from the delivery callbacks of what
-it produced: the table's changelog record and its outputs (``Publisher`` sends both and keeps
-the futures; ``ack_when_delivered`` counts them down). So the agent moves on at once, many
-records travel in the same producer batches, and a record counts as processed only once Kafka
-has acknowledged (acks=all) everything it produced. faust commits, per partition, only up to
-the first record not yet acknowledged, and flushes the producer before every commit too, so a
-committed offset never runs ahead of an output or a table change; a worker taking over the
-partition recovers a table that has every committed record in it. A record whose send fails
-is never acknowledged: the worker logs it and exits (``EXIT_SEND_FAILED``) so that a restart,
-or the worker taking over, processes it again (an unacknowledged record would otherwise hold
-up every later commit and a clean shutdown). Acks come from callbacks, never from "the next
-record", so a quiet partition does not leave its last records unacknowledged (faust waits for
-every record in flight before a rebalance or a shutdown goes on). A record processed twice
-changes nothing the second time: the fold is idempotent.
+(``stream.noack()``) and acknowledge an input record only once Kafka has acknowledged
+(acks=all) everything it produced: the table's changelog record and its outputs, which
+``Publisher`` appends to ``OutputBatches`` (processors/batches.py), a Kafka batch per topic
+partition flushed every few milliseconds. So the agent moves on at once and many records share
+a batch. faust commits, per partition, only up to the first record not yet acknowledged, and
+flushes the producer before every commit too, so a committed offset never runs ahead of an
+output or a table change; a worker taking over the partition recovers a table that has every
+committed record in it. A record whose batch fails is never acknowledged: the worker logs it
+and exits (``EXIT_SEND_FAILED``) so that a restart, or the worker taking over, processes it
+again (an unacknowledged record would otherwise hold up every later commit and a clean
+shutdown). Acks come from delivery callbacks, never from "the next record", so a quiet
+partition does not leave its last records unacknowledged (faust waits for every record in
+flight before a rebalance or a shutdown goes on). A record processed twice changes nothing the
+second time: the fold is idempotent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import faust
 
+from callstream.processors.batches import OutputBatches
 from callstream.processors.callstate import evictable
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.step import (
@@ -42,6 +42,7 @@ from callstream.processors.step import (
     fold_record,
     stored_deadline_ms,
 )
+from callstream.processors.tablestore import TableStore
 from callstream.schemas.topics import (
     CALL_EVENTS,
     CALL_STATE,
@@ -69,7 +70,6 @@ ROCKSDB_OPTIONS: dict[str, int] = {
     "max_write_buffer_number": 2,
     "block_cache_size": 8 * 1024 * 1024,
 }
-EXIT_SEND_FAILED = 70  # EX_SOFTWARE: Kafka refused a record; a restart redelivers its input
 RAW: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
@@ -103,102 +103,60 @@ def _brokers(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
 
 
-class _AckWhenDelivered:
-    """Acknowledges one input record once every send it caused is acknowledged by Kafka."""
-
-    __slots__ = ("event", "remaining")
-
-    def __init__(self, event: Any, sends: list[asyncio.Future[Any]]) -> None:
-        self.event = event
-        self.remaining = len(sends)
-        for send in sends:
-            send.add_done_callback(self.delivered)
-
-    def delivered(self, send: asyncio.Future[Any]) -> None:
-        if send.cancelled():  # the producer stopped under it: not processed, so not acked
-            log.warning("a send was cancelled; its input record stays unacknowledged")
-            return
-        error = send.exception()
-        if error is not None:
-            message = self.event.message
-            log.critical(
-                "Kafka refused a record produced for %s[%d]@%d: %r; exiting so that the "
-                "input is processed again",
-                message.topic,
-                message.partition,
-                message.offset,
-                error,
-            )
-            logging.shutdown()
-            os._exit(EXIT_SEND_FAILED)
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.event.ack()
-
-
-def ack_when_delivered(event: Any, sends: list[asyncio.Future[Any]]) -> None:
-    """Ack ``event`` now if it sent nothing, else once Kafka acknowledged all of ``sends``."""
-    if sends:
-        _AckWhenDelivered(event, sends)
-    else:
-        event.ack()
-
-
 class Publisher:
-    """Writes the call-state table and publishes outputs without waiting for Kafka; each write
-    returns the futures of its sends, for ``ack_when_delivered``.
+    """Writes the call-state table and appends outputs to ``OutputBatches``, so that nothing
+    waits for Kafka per record and an input record is acked once its outputs are delivered.
 
     A faust table write queues its changelog record in faust's producer buffer and hides the
-    send's future; so this writes the table's store and sends the same changelog record (key,
+    send's future; so this writes the table's store and adds the same changelog record (key,
     value, the input record's partition: faust's own choice for a table without a partitioner)
-    itself, and after Kafka's ack records the offset in the store as faust would. Outputs go
-    through the producer's own ``send`` (faust's ``ProducerT`` API): a Topic's ``send`` wraps
-    each record in faust futures and sensor calls that cost more than the fold.
+    to the batches itself, and once Kafka has it records the offset in the store as faust
+    would, so that a restart recovers only the changelog past it.
     """
 
     def __init__(self, app: faust.App, table: Any, sinks: dict[str, str]) -> None:
         self.app = app
-        self.store: Any = table.data  # faust.stores.base.Store, typed as a MutableMapping
+        self.store = TableStore(table.data)
         self.changelog: str = table.changelog_topic.get_topic_name()
         self.sinks = sinks
+        self._batches: OutputBatches | None = None
 
-    def get(self, key: bytes) -> bytes | None:
-        stored: bytes | None = self.store.get(key)  # one lookup; a Table's get does two
-        return stored
+    @property
+    def batches(self) -> OutputBatches:
+        """Made on first use: faust makes its aiokafka producer when the app starts."""
+        if self._batches is None:
+            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+            self._batches = OutputBatches(producer)
+        return self._batches
 
-    def load(self, call_id: str) -> bytes | None:
-        return self.get(call_id.encode())
+    def get(self, event: Any, key: bytes) -> bytes | None:
+        """The stored state under ``key``, in the partition of ``event``."""
+        return self.store.get(event.message.partition, key)
 
-    def _persisted(self, sent: asyncio.Future[Any]) -> None:
-        """What faust's table does once Kafka has a changelog record: remember its offset in
-        the store, so a restart recovers only the changelog past it."""
-        if not sent.cancelled() and sent.exception() is None:
-            metadata = sent.result()
-            self.store.set_persisted_offset(metadata.topic_partition, metadata.offset)
+    def loader(self, event: Any) -> Callable[[str], bytes | None]:
+        """``fold_record``'s ``load``: a call's stored state, in the partition of ``event``."""
+        database, partition = self.store, event.message.partition
+        return lambda call_id: database.get(partition, call_id.encode())
 
-    async def write(self, event: Any, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
-        """``table[key] = value`` (``del`` for None); the changelog send's future."""
-        if value is None:
-            del self.store[key]
-        else:
-            self.store[key] = value
+    async def write(self, event: Any, key: bytes, value: bytes | None) -> None:
+        """``table[key] = value`` (``del`` for None), and its changelog record."""
         partition = event.message.partition
-        sent = await self.app.producer.send(self.changelog, key, value, partition, None, None)
-        future = cast(asyncio.Future[Any], sent)
-        future.add_done_callback(self._persisted)
-        return future
+        self.store.put(partition, key, value)
+        await self.batches.add(self.changelog, partition, key, value, self.store.persisted)
 
-    async def apply(self, event: Any, step: Step) -> list[asyncio.Future[Any]]:
-        """Store the step's state and publish its records; the sends' futures."""
-        sends = []
+    async def apply(self, event: Any, step: Step) -> None:
+        """Store the step's state and add its records."""
         if step.call_id is not None and step.stored is not None:
-            sends.append(await self.write(event, step.call_id.encode(), step.stored))
-        producer = self.app.producer
+            await self.write(event, step.call_id.encode(), step.stored)
+        batches = self.batches
         for record in step.records:
             sink = self.sinks[record.topic]
-            sent = await producer.send(sink, record.key, record.value, None, None, None)
-            sends.append(cast(asyncio.Future[Any], sent))  # aiokafka's delivery future
-        return sends
+            partition = await batches.partition(sink, record.key)
+            await batches.add(sink, partition, record.key, record.value)
+
+    async def done(self, event: Any) -> None:
+        """Every record ``event`` caused is added: ack it once they are delivered."""
+        await self.batches.done(event)
 
 
 def create_worker_app(settings: WorkerSettings) -> faust.App:
@@ -245,23 +203,25 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     @app.agent(source)
     async def fold(stream: Any) -> None:
         async for event in stream.noack().events():
-            step = fold_record(out.load, event.value, _received_at_ms(event))
-            ack_when_delivered(event, await out.apply(event, step))
+            step = fold_record(out.loader(event), event.value, _received_at_ms(event))
+            await out.apply(event, step)
+            await out.done(event)
 
     @app.agent(commands)
     async def run_commands(stream: Any) -> None:
         async for event in stream.noack().events():
-            ack_when_delivered(event, await run_command(event))
+            await run_command(event)
+            await out.done(event)
 
-    async def run_command(event: Any) -> list[asyncio.Future[Any]]:
-        stored = out.get(event.key)
+    async def run_command(event: Any) -> None:
+        stored = out.get(event, event.key)
         if stored is None:
-            return []
+            return
         if event.value == EVICT:
             if evictable(decode_state(stored), _now_ms(), fold_settings.retention_ms):
-                return [await out.write(event, event.key, None)]
-            return []
-        return await out.apply(event, expire_stored(stored, _now_ms(), fold_settings))
+                await out.write(event, event.key, None)
+            return
+        await out.apply(event, expire_stored(stored, _now_ms(), fold_settings))
 
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
     async def sweep() -> None:
@@ -272,7 +232,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         """
         now = _now_ms()
         due = []
-        for key, stored in out.store.items():
+        for key, stored in out.store.store.items():
             deadline, completed = stored_deadline_ms(stored, fold_settings)
             if deadline <= now:
                 due.append((key, EVICT if completed else EXPIRE))

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from callstream.processors.callstate import apply, without_history
 from callstream.schemas.calls import CallState
@@ -78,15 +79,19 @@ async def test_any_order_with_duplicates_gives_one_state_and_one_completion(
         assert states[call_id].revision == 1
 
 
+# RocksDB: the second worker reopens the first one's store, written without RocksDB's WAL, and
+# recovers from the changelog what the kill lost.
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 async def test_sigkill_mid_stream_recovers_the_table_and_doubles_nothing(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, store: str
 ) -> None:
     settings = ingress_settings(kafka_bootstrap)
+    worker = {"store": store, "data_dir": tmp_path / "worker-data"}
     calls = [f"kill-{i:02d}-{uuid.uuid4().hex[:6]}" for i in range(30)]
     app_id = f"{settings.topic_prefix}worker"
     async with running_ingress(settings) as ingress:
         with worker_process(
-            kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="first"
+            kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="first", **worker
         ) as first:
             # Every call rings and is answered; the first ten also end, with their CDR.
             await asyncio.gather(
@@ -100,7 +105,7 @@ async def test_sigkill_mid_stream_recovers_the_table_and_doubles_nothing(
         # The rest arrives while no worker runs; the next one must recover the table first.
         await asyncio.gather(*(post_all(ingress, call_events(call)[2:]) for call in calls[10:]))
         with worker_process(
-            kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="second"
+            kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="second", **worker
         ):
             states, completed = await wait_all_completed(ingress, kafka_bootstrap, calls)
     truth = normalised(expected_state(call_events("truth")))

@@ -58,16 +58,19 @@ def worker_process(
     app_id: str | None = None,
     name: str = "worker",
     extra_env: dict[str, str] | None = None,
+    store: str = "memory",
+    data_dir: Path | None = None,
 ) -> Iterator[Worker]:
-    """A worker with a memory store (the table lives only in its changelog), ready to process."""
+    """A worker, ready to process. With the memory store (the default) its table lives only in
+    its changelog; ``data_dir`` (default: one per ``name``) holds a RocksDB store."""
     port = free_port()
     env = {
         **(extra_env or {}),
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CALLSTREAM_TOPIC_PREFIX": prefix,
-        "CALLSTREAM_DATA_DIR": str(tmp / f"{name}-data"),
-        "CALLSTREAM_STORE": "memory",
+        "CALLSTREAM_DATA_DIR": str(data_dir or tmp / f"{name}-data"),
+        "CALLSTREAM_STORE": store,
         "CALLSTREAM_APP_ID": app_id or f"{prefix}worker",
         "CALLSTREAM_TIMER_INTERVAL_S": "1",
     }

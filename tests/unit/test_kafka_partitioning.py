@@ -1,5 +1,5 @@
-"""The ingress picks a key's partition itself (cached); it must be the one Kafka's default
-partitioner picks, which the worker's co-partitioned topics and faust's own sends rely on."""
+"""The ingress and the worker pick a key's partition themselves (cached); it must be the one
+Kafka's default partitioner picks, which the co-partitioned topics and faust's own sends rely on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callstream.ingest.publisher import partition_for_key
+from callstream.kafka.partitioning import partition_for_key
 
 
 @given(st.binary(min_size=0, max_size=64), st.integers(1, 64))

@@ -1,0 +1,168 @@
+"""The worker's outputs, many input records' worth at a time: one Kafka batch per topic partition.
+
+aiokafka's ``send`` costs tens of microseconds of Python per record (a future, the partitioner,
+the accumulator), more than the fold itself; appending to a ``BatchBuilder`` costs a few. So the
+agents append every record they produce here, and a flush, a few milliseconds after the first
+record (or sooner when a batch fills), hands each partition's batch to the producer at once.
+
+An input record is acknowledged only once Kafka has acknowledged every batch of the flush that
+holds its outputs (acks=all): until then faust commits no offset at or past it, and a worker
+that dies first has the record processed again. A batch Kafka refuses ends the process
+(``EXIT_SEND_FAILED``) for the same reason; see processors/app.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata, TopicPartition
+
+from callstream.kafka.partitioning import partition_for_key
+
+log = logging.getLogger("callstream.processors")
+
+EXIT_SEND_FAILED = 70  # EX_SOFTWARE: Kafka refused a record; a restart redelivers its input
+LINGER_S = 0.005
+MAX_EVENTS = 2000  # input records per flush: bounds what a failure makes the worker redo
+
+# Called with a batch's topic partition and the offset of its last record once Kafka has it.
+Delivered = Callable[[TopicPartition, int], None]
+
+
+def _exit_on_failure(what: str, error: BaseException) -> None:
+    log.critical(
+        "Kafka refused %s: %r; exiting so that its inputs are processed again", what, error
+    )
+    logging.shutdown()
+    os._exit(EXIT_SEND_FAILED)
+
+
+class _Flush:
+    """Acknowledges a flush's input records once Kafka acknowledged all of its batches and the
+    flush before it is acknowledged: a record whose outputs filled a batch has some of them in
+    the flush before the one that acknowledges it."""
+
+    __slots__ = ("acked", "events", "next", "remaining")
+
+    def __init__(self, events: list[Any], batches: int, previous: _Flush | None) -> None:
+        self.events = events
+        self.acked = False
+        self.next: _Flush | None = None
+        self.remaining = batches
+        if previous is not None and not previous.acked:
+            previous.next = self
+            self.remaining += 1
+
+    def delivered(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.acked = True
+            for event in self.events:
+                event.ack()
+            if self.next is not None:
+                self.next.delivered()
+
+
+class OutputBatches:
+    """Records appended per topic partition, sent together; input records acked after."""
+
+    def __init__(self, producer: AIOKafkaProducer, linger_s: float = LINGER_S) -> None:
+        self.producer = producer
+        self.linger_s = linger_s
+        self._batches: dict[TopicPartition, Any] = {}  # aiokafka BatchBuilder per partition
+        self._on_delivered: dict[TopicPartition, Delivered] = {}
+        self._events: list[Any] = []
+        self._last_flush: _Flush | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._partitions: dict[str, int] = {}
+        # Flushes hand their batches over in the order they took them, so that a partition's
+        # records reach Kafka in the order they were added (a compacted topic keeps the last).
+        self._handing_over = asyncio.Lock()
+
+    async def partition(self, topic: str, key: bytes) -> int:
+        """``key``'s partition of ``topic``, as Kafka's default partitioner picks it."""
+        count = self._partitions.get(topic)
+        if count is None:
+            count = self._partitions[topic] = len(await self.producer.partitions_for(topic))
+        return partition_for_key(key, count)
+
+    async def add(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        on_delivered: Delivered | None = None,
+    ) -> None:
+        """Append one record; ``on_delivered`` is told the offset of its batch's last record."""
+        tp = TopicPartition(topic, partition)
+        batch = self._batches.get(tp)
+        if batch is None:
+            batch = self._batches[tp] = self.producer.create_batch()
+        if batch.append(timestamp=None, key=key, value=value) is None:  # the batch is full
+            await self.flush()
+            batch = self._batches[tp] = self.producer.create_batch()
+            batch.append(timestamp=None, key=key, value=value)  # an empty batch takes any one
+        if on_delivered is not None:
+            self._on_delivered[tp] = on_delivered
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush_soon)
+
+    async def done(self, event: Any) -> None:
+        """``event``'s records are all added: ack it once they are delivered."""
+        self._events.append(event)
+        if len(self._events) >= MAX_EVENTS:
+            await self.flush()
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        task.add_done_callback(_task_failed)
+
+    async def flush(self) -> None:
+        """Hand every open batch to the producer; ack their input records once all delivered."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batches, self._batches = self._batches, {}
+        callbacks, self._on_delivered = self._on_delivered, {}
+        events, self._events = self._events, []
+        if not batches:
+            flush = _Flush(events, 1, self._last_flush)
+            flush.delivered()  # they produced nothing: acked once the flush before is
+            self._last_flush = flush
+            return
+        flush = self._last_flush = _Flush(events, len(batches), self._last_flush)
+        async with self._handing_over:
+            for tp, batch in batches.items():
+                count = batch.record_count()
+                sent = await self.producer.send_batch(batch, tp.topic, partition=tp.partition)
+                sent.add_done_callback(self._delivery(flush, callbacks.get(tp), count))
+
+    @staticmethod
+    def _delivery(
+        flush: _Flush, on_delivered: Delivered | None, count: int
+    ) -> Callable[[asyncio.Future[RecordMetadata]], None]:
+        def delivered(sent: asyncio.Future[RecordMetadata]) -> None:
+            if sent.cancelled():  # the producer stopped under it: its inputs stay unacked
+                log.warning("a batch was cancelled; its input records stay unacknowledged")
+                return
+            error = sent.exception()
+            if error is not None:
+                _exit_on_failure("a batch", error)
+            if on_delivered is not None:
+                metadata = sent.result()
+                on_delivered(metadata.topic_partition, metadata.offset + count - 1)
+            flush.delivered()
+
+        return delivered
+
+
+def _task_failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _exit_on_failure("a flush", task.exception())  # type: ignore[arg-type]

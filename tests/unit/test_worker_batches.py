@@ -1,0 +1,197 @@
+"""An input record is acknowledged only once Kafka acknowledged every batch holding its outputs,
+and a partition's records reach the producer in the order they were added."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.structs import RecordMetadata, TopicPartition
+
+from callstream.kafka.partitioning import partition_for_key
+from callstream.processors.batches import OutputBatches
+
+
+class Event:
+    """Stands in for a faust event: counts its acks."""
+
+    def __init__(self) -> None:
+        self.acks = 0
+
+    def ack(self) -> bool:
+        self.acks += 1
+        return True
+
+
+class Batch:
+    """aiokafka's BatchBuilder as the batches use it: append until full (the first always fits)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.records: list[tuple[bytes, bytes | None]] = []
+
+    def append(self, *, timestamp: int | None, key: bytes, value: bytes | None) -> object | None:
+        if self.records and len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class Producer:
+    """Records what was handed over; the test decides when Kafka acknowledges each batch."""
+
+    def __init__(self, capacity: int = 100, slow_topic: str = "") -> None:
+        self.capacity = capacity
+        self.slow_topic = slow_topic  # its sends suspend longer
+        self.sent: list[tuple[TopicPartition, Batch, asyncio.Future[RecordMetadata]]] = []
+        self.handed_over = asyncio.Event()
+
+    def create_batch(self) -> Batch:
+        return Batch(self.capacity)
+
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        for _ in range(10 if topic == self.slow_topic else 1):
+            await asyncio.sleep(0)  # a real send may suspend (metadata, a full accumulator)
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        self.sent.append((TopicPartition(topic, partition), batch, future))
+        self.handed_over.set()
+        return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
+
+    def deliver(self, index: int, base_offset: int = 0) -> None:
+        tp, _, future = self.sent[index]
+        future.set_result(RecordMetadata(tp.topic, tp.partition, tp, base_offset, -1, 0, 0))
+
+
+async def settle() -> None:
+    """Let the loop run the done-callbacks already scheduled."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def one_record_in_two_batches(producer: Producer) -> Event:
+    """An input record whose two outputs went to two partitions, flushed."""
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    event = Event()
+    await batches.add("state", 0, b"k", b"v")
+    await batches.add("live", 3, b"k", b"w")
+    await batches.done(event)
+    await batches.flush()
+    return event
+
+
+async def test_a_record_is_acked_once_every_batch_of_its_flush_is_delivered() -> None:
+    producer = Producer()
+    event = await one_record_in_two_batches(producer)
+    assert [tp for tp, _, _ in producer.sent] == [
+        TopicPartition("state", 0),
+        TopicPartition("live", 3),
+    ]
+    producer.deliver(1)
+    await settle()
+    assert event.acks == 0
+    producer.deliver(0)
+    await settle()
+    assert event.acks == 1
+
+
+async def test_a_record_that_produced_nothing_is_acked_at_its_flush() -> None:
+    batches = OutputBatches(Producer())  # type: ignore[arg-type]
+    event = Event()
+    await batches.done(event)
+    await batches.flush()
+    assert event.acks == 1
+
+
+async def test_a_record_that_produced_nothing_waits_for_the_flush_before() -> None:
+    producer = Producer()
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    first, second = Event(), Event()
+    await batches.add("state", 0, b"k", b"v")
+    await batches.done(first)
+    await batches.flush()
+    await batches.done(second)
+    await batches.flush()
+    assert (first.acks, second.acks) == (0, 0)
+    producer.deliver(0)
+    await settle()
+    assert (first.acks, second.acks) == (1, 1)
+
+
+async def test_a_full_batch_flushes_early_and_its_record_waits_for_both_flushes() -> None:
+    producer = Producer(capacity=2)
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    event = Event()
+    for value in (b"1", b"2", b"3"):  # the third fills the first batch: a flush in between
+        await batches.add("state", 0, b"k", value)
+    await batches.done(event)
+    await batches.flush()
+    assert [batch.records for _, batch, _ in producer.sent] == [
+        [(b"k", b"1"), (b"k", b"2")],
+        [(b"k", b"3")],
+    ]
+    producer.deliver(1)
+    await settle()
+    assert event.acks == 0  # its first two records are not delivered yet
+    producer.deliver(0)
+    await settle()
+    assert event.acks == 1
+
+
+async def test_a_cancelled_batch_leaves_its_records_unacknowledged() -> None:
+    producer = Producer()
+    event = await one_record_in_two_batches(producer)
+    producer.sent[0][2].cancel()
+    producer.deliver(1)
+    await settle()
+    assert event.acks == 0
+
+
+async def test_the_changelog_hears_the_offset_of_its_batchs_last_record() -> None:
+    producer = Producer()
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    heard: list[tuple[TopicPartition, int]] = []
+    for key in (b"a", b"b", b"c"):
+        await batches.add("changelog", 2, key, b"v", lambda tp, offset: heard.append((tp, offset)))
+    await batches.flush()
+    producer.deliver(0, base_offset=40)
+    await settle()
+    assert heard == [(TopicPartition("changelog", 2), 42)]
+
+
+async def test_concurrent_flushes_hand_a_partition_over_in_order() -> None:
+    producer = Producer(slow_topic="other")
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    await batches.add("other", 0, b"x", b"0")  # the first flush suspends on this one first
+    await batches.add("state", 0, b"k", b"1")
+    first = asyncio.ensure_future(batches.flush())
+    await asyncio.sleep(0)  # the first flush took its batches and is handing them over
+    await batches.add("state", 0, b"k", b"2")
+    await asyncio.gather(first, batches.flush())
+    values = [batch.records[0][1] for tp, batch, _ in producer.sent if tp.topic == "state"]
+    assert values == [b"1", b"2"]
+
+
+async def test_records_are_flushed_after_the_linger_without_being_asked() -> None:
+    producer = Producer()
+    batches = OutputBatches(producer, linger_s=0.001)  # type: ignore[arg-type]
+    event = Event()
+    await batches.add("state", 0, b"k", b"v")
+    await batches.done(event)
+    await asyncio.wait_for(producer.handed_over.wait(), 5)
+    assert len(producer.sent) == 1
+    producer.deliver(0)
+    await settle()
+    assert event.acks == 1
+
+
+@pytest.mark.parametrize("key", [b"", b"call-1", b"ae5f56fc-7baa-4537"])
+async def test_an_output_goes_to_its_keys_default_partition(key: bytes) -> None:
+    batches = OutputBatches(Producer())  # type: ignore[arg-type]
+    assert await batches.partition("state", key) == partition_for_key(key, 6)
