@@ -10,7 +10,7 @@ At-least-once, without a broker round-trip per record. The agents consume with a
 (``stream.noack()``) and acknowledge an input record only once Kafka has acknowledged
 (acks=all) everything it produced: the table's changelog record and its outputs, which
 ``Publisher`` appends to ``OutputBatches`` (processors/batches.py), a Kafka batch per topic
-partition flushed every few milliseconds. So the agent moves on at once and many records share
+partition flushed every 20 ms. So the agent moves on at once and many records share
 a batch. faust commits, per partition, only up to the first record not yet acknowledged, and
 flushes the producer before every commit too, so a committed offset never runs ahead of an
 output or a table change; a worker taking over the partition recovers a table that has every

@@ -62,12 +62,13 @@ def stored_deadline_ms(stored: bytes, settings: FoldSettings) -> tuple[int, bool
     return deadline_ms(due.status, due.updated_at_ms, settings), due.status == "completed"
 
 
-def _records(outputs: list[Output]) -> list[Record]:
+def _records(outputs: list[Output], new: CallState, stored: bytes) -> list[Record]:
+    """The outputs as records; the new state's (``callstream.call-state``) is ``stored`` as is."""
     return [
         Record(
             out.topic,
             out.key.encode(),
-            None if out.value is None else _encode(out.value),
+            stored if out.value is new else None if out.value is None else _encode(out.value),
         )
         for out in outputs
     ]
@@ -89,7 +90,8 @@ def fold_record(load: Callable[[str], bytes | None], value: bytes, received_at_m
     new, outputs = apply(state, webhook.payload, received_at_ms)
     if not outputs:
         return Step(webhook.call_id, None, [])
-    return Step(webhook.call_id, _encode(new), _records(outputs))
+    encoded = _encode(new)
+    return Step(webhook.call_id, encoded, _records(outputs, new, encoded))
 
 
 def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
@@ -98,4 +100,5 @@ def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
     new, outputs = expire(state, now_ms, settings)
     if not outputs:
         return Step(state.call_id, None, [])
-    return Step(state.call_id, _encode(new), _records(outputs))
+    encoded = _encode(new)
+    return Step(state.call_id, encoded, _records(outputs, new, encoded))
