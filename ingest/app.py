@@ -225,7 +225,7 @@ async def _publish(
             503, "kafka_unavailable", str(unavailable), {"Retry-After": RETRY_AFTER_S}
         ) from None
     metrics.kafka_ack_seconds.observe(time.perf_counter() - started)
-    metrics.published.labels(topic).inc()
+    metrics.observe_published(topic)
     return ack
 
 

@@ -21,6 +21,13 @@ class IngressMetrics:
     published: Counter
     # Labelled children, looked up once per (route, status): .labels() takes a lock each call.
     _children: dict[tuple[str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
+    _published: dict[str, Counter] = field(default_factory=dict)
+
+    def observe_published(self, topic: str) -> None:
+        child = self._published.get(topic)
+        if child is None:
+            child = self._published[topic] = self.published.labels(topic)
+        child.inc()
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         children = self._children.get((route, status))
