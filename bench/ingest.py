@@ -3,11 +3,13 @@
 Load comes from wrk (Debian package `wrk`) in its own process on loopback, posting the CDR
 sample. Both servers run side by side with the broker up, and take turns in rounds: the maximum
 rate of each (closed loop, N connections), the ratio of the pair, and the median of the rounds'
-ratios is the figure (one pair swings with whatever else the two cores do). Then the ingress's
+ratios is the figure (one pair swings with whatever else the two cores do). The ingress is
+warmed up first, for the broker's JVM more than for it. Then the ingress's
 latency at about half its median rate (wrk's per-connection delay), and its peak RSS under
 load. A broker is started for the run unless KAFKA_BOOTSTRAP_SERVERS names one.
 
-    .venv/bin/python -m bench.ingest [--rounds 3] [--duration 8] [--connections 32] [--processes 1]
+    .venv/bin/python -m bench.ingest [--rounds 3] [--warmup 20] [--duration 8] [--connections 32]
+        [--processes 1]
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="turns of each server (median)")
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=20, help="seconds of load before rounds")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--processes", type=int, default=1, help="ingress processes")
     args = parser.parse_args(argv)
@@ -182,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             server(command, env, f"http://127.0.0.1:{ingress_port}/readyz") as ingress,
         ):
             run_wrk(bare_url, 2, args.connections, None)  # warm-up
-            run_wrk(url, 2, args.connections, None)
+            # The broker starts cold: the JVM compiles its hot paths for the first tens of
+            # seconds under load, taking CPU from the two ingress processes (one core here).
+            print(f"bench: warming up the broker for {args.warmup} s ...", file=sys.stderr)
+            run_wrk(url, args.warmup, args.connections, None)
             bares, fulls = [], []
             with PeakRss(children(ingress.pid)) as peak:
                 for round_ in range(args.rounds):
@@ -203,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         "ingress_rate": full.rate,
         "ratio": ratio,
         "round_ratios": ratios,
+        "round_bare_rates": [result.rate for result in bares],
+        "round_ingress_rates": [result.rate for result in fulls],
         "rounds": args.rounds,
         "ingress_p50_ms_at_max": full.p50_ms,
         "ingress_p99_ms_at_max": full.p99_ms,
@@ -214,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "processes": args.processes,
         "connections": args.connections,
         "duration_s": args.duration,
+        "warmup_s": args.warmup,
         "targets": TARGETS,
     }
     print_table(
