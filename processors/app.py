@@ -61,7 +61,8 @@ COMMANDS = "commands"  # internal topic: <app id>-commands
 EXPIRE, EVICT = b"expire", b"evict"
 RECEIVED_AT_HEADER = "callstream-received-at-ms"
 PRODUCER_LINGER_S = 0.005
-PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+# A batch never fills before a flush does (processors/batches.py, MAX_FLUSH_BYTES).
+PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 # faust's RocksDB defaults hold, per partition, up to three 64 MB memtables and a 2 GB block
 # cache: a worker with 12 partitions grew past 500 MB before it held 300k call states. These
 # bound each partition's store to 2 x 8 MB memtables and an 8 MB block cache.

@@ -10,7 +10,7 @@ import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from callstream.kafka.partitioning import partition_for_key
-from callstream.processors.batches import OutputBatches
+from callstream.processors.batches import MAX_FLUSH_BYTES, OutputBatches
 
 
 class Event:
@@ -30,8 +30,10 @@ class Batch:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.records: list[tuple[bytes, bytes | None]] = []
+        self.closed = False
 
     def append(self, *, timestamp: int | None, key: bytes, value: bytes | None) -> object | None:
+        assert not self.closed
         if self.records and len(self.records) >= self.capacity:
             return None
         self.records.append((key, value))
@@ -39,6 +41,9 @@ class Batch:
 
     def record_count(self) -> int:
         return len(self.records)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class Producer:
@@ -131,15 +136,16 @@ async def test_a_full_batch_flushes_early_and_its_record_waits_for_both_flushes(
     for value in (b"1", b"2", b"3"):  # the third fills the first batch: a flush in between
         await batches.add("state", 0, b"k", value)
     await batches.done(event)
-    await batches.flush()
+    second = asyncio.ensure_future(batches.flush())
+    producer.deliver(0)
+    await second
     assert [batch.records for _, batch, _ in producer.sent] == [
         [(b"k", b"1"), (b"k", b"2")],
         [(b"k", b"3")],
     ]
-    producer.deliver(1)
     await settle()
-    assert event.acks == 0  # its first two records are not delivered yet
-    producer.deliver(0)
+    assert event.acks == 0  # its last record is not delivered yet
+    producer.deliver(1)
     await settle()
     assert event.acks == 1
 
@@ -173,7 +179,11 @@ async def test_concurrent_flushes_hand_a_partition_over_in_order() -> None:
     first = asyncio.ensure_future(batches.flush())
     await asyncio.sleep(0)  # the first flush took its batches and is handing them over
     await batches.add("state", 0, b"k", b"2")
-    await asyncio.gather(first, batches.flush())
+    second = asyncio.ensure_future(batches.flush())
+    await first
+    for index in range(len(producer.sent)):
+        producer.deliver(index)
+    await second
     values = [batch.records[0][1] for tp, batch, _ in producer.sent if tp.topic == "state"]
     assert values == [b"1", b"2"]
 
@@ -195,3 +205,35 @@ async def test_records_are_flushed_after_the_linger_without_being_asked() -> Non
 async def test_an_output_goes_to_its_keys_default_partition(key: bytes) -> None:
     batches = OutputBatches(Producer())  # type: ignore[arg-type]
     assert await batches.partition("state", key) == partition_for_key(key, 6)
+
+
+async def test_a_flush_waits_for_the_one_before_to_be_delivered_and_closes_its_batches() -> None:
+    producer = Producer()
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    await batches.add("state", 0, b"k", b"1")
+    await batches.flush()
+    await batches.add("state", 0, b"k", b"2")
+    second = asyncio.ensure_future(batches.flush())
+    await settle()
+    assert len(producer.sent) == 1  # the second waits: the producer would queue it apart
+    assert producer.sent[0][1].closed  # no linger of the producer's own, nothing appended
+    producer.deliver(0)
+    await second
+    assert [batch.records for _, batch, _ in producer.sent] == [[(b"k", b"1")], [(b"k", b"2")]]
+
+
+async def test_a_flush_for_size_comes_between_input_records_never_inside_one() -> None:
+    producer = Producer()
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    big = b"x" * (MAX_FLUSH_BYTES // 2)
+    event = Event()
+    await batches.add("changelog", 0, b"k", big)
+    await batches.add("state", 0, b"k", big)  # over the limit, inside a record: no flush yet
+    assert producer.sent == []
+    await batches.done(event)  # between records: now
+    flushed = [(tp.topic, batch.records) for tp, batch, _ in producer.sent]
+    assert flushed == [("changelog", [(b"k", big)]), ("state", [(b"k", big)])]
+    producer.deliver(0)
+    producer.deliver(1)
+    await settle()
+    assert event.acks == 1
