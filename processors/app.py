@@ -147,12 +147,17 @@ class Publisher:
 
     async def apply(self, event: Any, step: Step) -> None:
         """Store the step's state and add its records."""
+        batches = self.batches
+        # Partitions first: looking one up may wait for metadata, and a flush in that wait
+        # would split the changelog record from the outputs.
+        sinks = [self.sinks[record.topic] for record in step.records]
+        partitions = [
+            await batches.partition(sink, record.key)
+            for sink, record in zip(sinks, step.records, strict=True)
+        ]
         if step.call_id is not None and step.stored is not None:
             await self.write(event, step.call_id.encode(), step.stored)
-        batches = self.batches
-        for record in step.records:
-            sink = self.sinks[record.topic]
-            partition = await batches.partition(sink, record.key)
+        for sink, partition, record in zip(sinks, partitions, step.records, strict=True):
             await batches.add(sink, partition, record.key, record.value)
 
     async def done(self, event: Any) -> None:

@@ -18,7 +18,9 @@ checked between them), its batches are closed (the producer lets none of them li
 own), and it hands them over only once the flush before it is delivered: the producer queues
 one batch per partition, and then takes them all into one produce request, which the broker
 writes whole (a request cut short by the kill is not written at all). The flush's bytes stay
-under the producer's request size for the same reason.
+under the producer's request size for the same reason. This holds with one broker (a request
+goes to each partition leader) and while no partition needs a retry of its own; a kill in such
+a gap can still lose or double a record's outputs.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ RECORD_OVERHEAD_BYTES = 64  # a record's framing in a batch, at most (varints, h
 
 # Called with a batch's topic partition and the offset of its last record once Kafka has it.
 Delivered = Callable[[TopicPartition, int], None]
+
+
+class RecordTooLarge(Exception):
+    """A record larger than a whole batch (the producer's max batch size)."""
 
 
 def _exit_on_failure(what: str, error: BaseException) -> None:
@@ -95,6 +101,7 @@ class OutputBatches:
         self._in_flight: list[asyncio.Future[RecordMetadata]] = []  # the last flush's batches
         self._timer: asyncio.TimerHandle | None = None
         self._partitions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         # Flushes hand their batches over in the order they took them, so that a partition's
         # records reach Kafka in the order they were added (a compacted topic keeps the last).
         self._handing_over = asyncio.Lock()
@@ -123,8 +130,11 @@ class OutputBatches:
             # Full: not expected, a flush's bytes stay under a batch's size; correct, but the
             # input record's outputs then take two flushes.
             await self.flush()
-            batch = self._batches[tp] = self.producer.create_batch()
-            batch.append(timestamp=None, key=key, value=value)  # an empty batch takes any one
+            batch = self._batches.get(tp)  # the other agent may have started one meanwhile
+            if batch is None:
+                batch = self._batches[tp] = self.producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value) is None:
+                raise RecordTooLarge(f"a record of {len(value or b'')} bytes fills no batch")
         self._bytes += len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
@@ -136,14 +146,29 @@ class OutputBatches:
         self._events.append(event)
         if len(self._events) >= MAX_EVENTS or self._bytes >= MAX_FLUSH_BYTES:
             await self.flush()
+        elif self._timer is None:  # a record that produced nothing is acked by a flush too
+            self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush_soon)
 
     def _flush_soon(self) -> None:
         self._timer = None
         task = asyncio.get_running_loop().create_task(self.flush())
-        task.add_done_callback(_task_failed)
+        self._tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(self._tasks.discard)
 
     async def flush(self) -> None:
-        """Hand every open batch to the producer; ack their input records once all delivered."""
+        """Hand every open batch to the producer; ack their input records once all delivered.
+
+        Any failure ends the process (``EXIT_SEND_FAILED``): a flush that did not hand over all
+        of its batches would hold up every later acknowledgement, and ordering after it.
+        """
+        try:
+            await self._flush()
+        except asyncio.CancelledError:  # the loop is closing: the records stay unacked
+            raise
+        except BaseException as error:
+            _exit_on_failure("a flush", error)
+
+    async def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -180,14 +205,12 @@ class OutputBatches:
             error = sent.exception()
             if error is not None:
                 _exit_on_failure("a batch", error)
-            if on_delivered is not None:
-                metadata = sent.result()
-                on_delivered(metadata.topic_partition, metadata.offset + count - 1)
-            flush.delivered()
+            try:
+                if on_delivered is not None:
+                    metadata = sent.result()
+                    on_delivered(metadata.topic_partition, metadata.offset + count - 1)
+                flush.delivered()
+            except BaseException as failure:  # a callback's error would only be logged
+                _exit_on_failure("a delivery callback", failure)
 
         return delivered
-
-
-def _task_failed(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        _exit_on_failure("a flush", task.exception())  # type: ignore[arg-type]

@@ -237,3 +237,27 @@ async def test_a_flush_for_size_comes_between_input_records_never_inside_one() -
     producer.deliver(1)
     await settle()
     assert event.acks == 1
+
+
+async def test_a_record_that_produced_nothing_is_acked_after_the_linger_alone() -> None:
+    batches = OutputBatches(Producer(), linger_s=0.001)  # type: ignore[arg-type]
+    event = Event()
+    await batches.done(event)  # no record added: still flushed, or a quiet worker never acks
+    acked = asyncio.Event()
+    event.ack = lambda: acked.set() or True  # type: ignore[method-assign]
+    await asyncio.wait_for(acked.wait(), 5)
+
+
+async def test_a_record_added_while_a_full_batch_is_flushed_is_kept() -> None:
+    producer = Producer(capacity=2)
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    await batches.add("state", 0, b"a", b"1")
+    await batches.add("state", 0, b"a", b"2")
+    filling = asyncio.ensure_future(batches.add("state", 0, b"b", b"3"))  # flushes first
+    await asyncio.sleep(0)  # that flush is handing its batch over
+    await batches.add("state", 0, b"c", b"4")  # the other agent, meanwhile
+    await filling
+    producer.deliver(0)
+    await batches.flush()
+    sent = [record for _, batch, _ in producer.sent for record in batch.records]
+    assert sorted(sent) == [(b"a", b"1"), (b"a", b"2"), (b"b", b"3"), (b"c", b"4")]
