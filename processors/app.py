@@ -238,7 +238,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         """
         now = _now_ms()
         due = []
-        for key, stored in out.store.store.items():
+        for key, stored in out.store.items():
             deadline, completed = stored_deadline_ms(stored, fold_settings)
             if deadline <= now:
                 due.append((key, EVICT if completed else EXPIRE))

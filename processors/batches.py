@@ -123,21 +123,27 @@ class OutputBatches:
     ) -> None:
         """Append one record; ``on_delivered`` is told the offset of its batch's last record."""
         tp = TopicPartition(topic, partition)
-        batch = self._batches.get(tp)
-        if batch is None:
-            batch = self._batches[tp] = self.producer.create_batch()
-        if batch.append(timestamp=None, key=key, value=value) is None:
+        if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
             # Full: not expected, a flush's bytes stay under a batch's size; correct, but the
-            # input record's outputs then take two flushes.
+            # input record's outputs then take two flushes. The other agent may have opened
+            # this partition's next batch meanwhile.
             await self.flush()
-            batch = self._batches.get(tp)  # the other agent may have started one meanwhile
-            if batch is None:
-                batch = self._batches[tp] = self.producer.create_batch()
-            if batch.append(timestamp=None, key=key, value=value) is None:
+            if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
                 raise RecordTooLarge(f"a record of {len(value or b'')} bytes fills no batch")
         self._bytes += len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
+        self._start_linger()
+
+    def _open_batch(self, tp: TopicPartition) -> Any:
+        """The partition's batch being filled (an aiokafka BatchBuilder), new if none is."""
+        batch = self._batches.get(tp)
+        if batch is None:
+            batch = self._batches[tp] = self.producer.create_batch()
+        return batch
+
+    def _start_linger(self) -> None:
+        """Flush in ``linger_s`` unless a flush is already due."""
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush_soon)
 
@@ -146,8 +152,8 @@ class OutputBatches:
         self._events.append(event)
         if len(self._events) >= MAX_EVENTS or self._bytes >= MAX_FLUSH_BYTES:
             await self.flush()
-        elif self._timer is None:  # a record that produced nothing is acked by a flush too
-            self._timer = asyncio.get_running_loop().call_later(self.linger_s, self._flush_soon)
+        else:
+            self._start_linger()  # a record that produced nothing is acked by a flush too
 
     def _flush_soon(self) -> None:
         self._timer = None

@@ -21,6 +21,7 @@ would hold writes in memory until their changelog batch is delivered.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import rocksdict
@@ -57,6 +58,10 @@ class TableStore:
             database = self._database(partition)
             database.set_write_options(_NO_WAL)  # on every write (0.1 us): faust may reopen it
             database.put(key, value)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every key and value this worker's partitions hold (through faust: a full scan)."""
+        return iter(self.store.items())
 
     def persisted(self, tp: TopicPartition, offset: int) -> None:
         """The changelog holds the writes up to ``offset``: a restart recovers only past it."""
