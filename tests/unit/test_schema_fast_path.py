@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from callstream.schemas.errors import WebhookParseError
 from callstream.schemas.jsonsafe import MAX_DEPTH
+from callstream.schemas.omicall import CallDetailRecord, LiveCallEvent
 from callstream.schemas.parse import (
     Webhook,
+    _complete,
     parse_webhook,
     parse_webhook_precisely,
 )
@@ -39,6 +41,51 @@ def test_the_samples_take_the_fast_path(path: Any) -> None:
     body = path.read_bytes()
     assert parse_webhook(body).decoded is None  # the fast path decodes nothing generic
     assert_same_answer(body)
+
+
+@pytest.mark.parametrize(("sample", "optional"), [(cdr, "note"), (event, "hotline")])
+def test_a_body_without_an_optional_field_takes_the_fast_path(sample: Any, optional: str) -> None:
+    value = sample()
+    del value[optional]
+    body = orjson.dumps(value)
+    assert parse_webhook(body).decoded is None
+    assert_same_answer(body)
+
+
+def test_a_complete_cdr_is_its_model_to_every_reader() -> None:
+    """A CDR with every field decodes into a subclass that needs no count of nulls; it compares
+    and prints like the precise path's, in both orders."""
+    body = CDR_PATH.read_bytes()
+    fast, precise = parse_webhook(body).payload, parse_webhook_precisely(body).payload
+    assert type(fast) is not CallDetailRecord
+    assert isinstance(fast, CallDetailRecord)
+    assert fast == precise
+    assert precise == fast
+    assert not fast != precise  # noqa: SIM202 - the subclass defines != on its own
+    assert not precise != fast  # noqa: SIM202
+    assert repr(fast) == repr(precise)
+    assert msgspec.json.encode(fast) == msgspec.json.encode(precise)
+    changed = msgspec.structs.replace(precise, call_out_price=1.5)
+    assert fast != changed
+    assert changed != fast
+    assert not fast == changed  # noqa: SIM201
+
+
+def test_a_complete_model_hashes_like_its_model() -> None:
+    complete = _complete(LiveCallEvent)
+    sample = parse_webhook_precisely(EVENT_PATH.read_bytes()).payload
+    twin = complete(**msgspec.structs.asdict(sample))
+    assert twin == sample
+    assert hash(twin) == hash(sample)
+    assert {sample: 1}[twin] == 1
+
+
+def test_a_complete_model_refuses_a_field_that_may_hold_none() -> None:
+    class Loose(msgspec.Struct, frozen=True, kw_only=True):
+        anything: Any = None
+
+    with pytest.raises(TypeError, match="anything"):
+        _complete(Loose)  # type: ignore[arg-type]
 
 
 def _spliced(body: bytes, insert: bytes) -> bytes:
@@ -71,6 +118,8 @@ TRAPS: list[tuple[str, bytes]] = [
     ("a number as an id", E.replace(b'"100"', b"100")),
     ("a numeric string as a number", E.replace(b"1626693561,", b'"1626693561",')),
     ("a small CDR", orjson.dumps({k: cdr()[k] for k in ("transaction_id", "direction")})),
+    ("a live event as long as a CDR", E[:-1] + b" " * 600 + b"}"),
+    ("a complete CDR with a null", C.replace(b'"note":""', b'"note":null')),
 ]
 
 
