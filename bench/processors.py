@@ -4,8 +4,9 @@ only decodes the same records, in one run.
 The input topics are pre-filled with synthetic calls (ringing, answered, hangup, CDR each). The
 worker's rate is the events divided by the time from its being ready to the last call's
 completion on `callstream.calls-completed`; its CPU time per event comes from /proc (a steadier
-figure than the rate on a shared machine). A broker is started for the run unless
-KAFKA_BOOTSTRAP_SERVERS names one.
+figure than the rate on a shared machine). Two more rows bound what a worker can reach: a faust
+agent that does nothing over the same records, and the fold alone in this process, without
+Kafka. A broker is started for the run unless KAFKA_BOOTSTRAP_SERVERS names one.
 
 `--shape cdr` sends one CDR per call instead (a call with no live events completes at once), so
 every event leaves one more call state in the table: `--calls 1000000 --shape cdr` has the
@@ -33,6 +34,7 @@ from bench.ingest import PeakRss, kafka, rss_mb, server
 from bench.report import print_table, write_results
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
+from callstream.processors.step import fold_record
 from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, CDRS, TOPICS, topic_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +133,18 @@ def faust_floor_rate(bootstrap: str, names: dict[str, str], total: int, tmp: str
     return int(events) / float(seconds)
 
 
+def fold_only_rate(records: list[tuple[str, bytes, bytes]]) -> float:
+    """The fold alone, in this process: parse, fold and encode every record, a dict for the
+    table, no Kafka. What no worker doing this fold can beat, framework or not."""
+    table: dict[str, bytes] = {}
+    started = time.perf_counter()
+    for _, _, value in records:
+        step = fold_record(table.get, value, 1_700_000_000_000)
+        if step.call_id is not None and step.stored is not None:
+            table[step.call_id] = step.stored
+    return len(records) / (time.perf_counter() - started)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -160,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: filling {len(records):,} events ...", file=sys.stderr)
         asyncio.run(fill(bootstrap, names, records))
         plain = asyncio.run(plain_loop_rate(bootstrap, names, len(records)))
+        fold_only = fold_only_rate(records)
         print("bench: a no-op faust agent ...", file=sys.stderr)
         floor = 0.0 if args.skip_floor else faust_floor_rate(bootstrap, names, len(records), tmp)
 
@@ -193,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": len(records),
         "plain_loop_events_per_s": plain,
         "faust_noop_agent_events_per_s": floor,
+        "fold_only_events_per_s": fold_only,
         "worker_events_per_s": rate,
         "ratio": rate / plain,
         "worker_cpu_us_per_event": cpu_us,
@@ -211,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             ["worker (fold + publish), events/s", rate, f">= {TARGETS['rate']:,.0f}"],
             ["ratio worker / plain loop", rate / plain, f">= {TARGETS['ratio']}"],
             ["ratio no-op faust agent / plain loop", floor / plain, ""],
+            ["fold alone in-process (no Kafka), events/s", fold_only, ""],
+            ["ratio fold alone / plain loop", fold_only / plain, ""],
             ["worker CPU per event, us", cpu_us, ""],
             ["worker peak RSS, MB", peak.peak, ""],
             [f"worker RSS at the end, MB ({done:,} call states)", final_rss, "< 500 at 1M"],
