@@ -32,6 +32,7 @@ from typing import Any
 
 import faust
 
+from callstream.kafka.partitioning import partition_for_key
 from callstream.processors.batches import OutputBatches
 from callstream.processors.callstate import evictable
 from callstream.processors.settings import WorkerSettings
@@ -42,6 +43,7 @@ from callstream.processors.step import (
     fold_record,
     stored_deadline_ms,
 )
+from callstream.processors.sweep import OpenCalls, due_calls
 from callstream.processors.tablestore import TableStore
 from callstream.schemas.topics import (
     CALL_EVENTS,
@@ -96,6 +98,12 @@ def _received_at_ms(event: Any) -> int:
     return int(event.message.timestamp * 1000)
 
 
+def _ready(app: faust.App) -> bool:
+    """Joined its group, and its tables recovered."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the concrete manager
+    return bool(recovery.completed.is_set() and not app.rebalancing)
+
+
 def commands_topic_name(app_id: str) -> str:
     return f"{app_id}-{COMMANDS}"
 
@@ -115,9 +123,12 @@ class Publisher:
     would, so that a restart recovers only the changelog past it.
     """
 
-    def __init__(self, app: faust.App, table: Any, sinks: dict[str, str]) -> None:
+    def __init__(
+        self, app: faust.App, table: Any, sinks: dict[str, str], open_calls: OpenCalls
+    ) -> None:
         self.app = app
         self.store = TableStore(table.data)
+        self.open_calls = open_calls
         self.changelog: str = table.changelog_topic.get_topic_name()
         self.sinks = sinks
         self._batches: OutputBatches | None = None
@@ -139,10 +150,14 @@ class Publisher:
         database, partition = self.store, event.message.partition
         return lambda call_id: database.get(partition, call_id.encode())
 
-    async def write(self, event: Any, key: bytes, value: bytes | None) -> None:
-        """``table[key] = value`` (``del`` for None), and its changelog record."""
+    async def write(
+        self, event: Any, key: bytes, value: bytes | None, is_open: bool = False
+    ) -> None:
+        """``table[key] = value`` (``del`` for None), and its changelog record; ``is_open``:
+        the call is not completed, so the timer checks it every tick."""
         partition = event.message.partition
         self.store.put(partition, key, value)
+        self.open_calls.note(key, partition, is_open)
         await self.batches.add(self.changelog, partition, key, value, self.store.persisted)
 
     async def apply(self, event: Any, step: Step) -> None:
@@ -156,7 +171,7 @@ class Publisher:
             for sink, record in zip(sinks, step.records, strict=True)
         ]
         if step.call_id is not None and step.stored is not None:
-            await self.write(event, step.call_id.encode(), step.stored)
+            await self.write(event, step.call_id.encode(), step.stored, step.is_open)
         for sink, partition, record in zip(sinks, partitions, step.records, strict=True):
             await batches.add(sink, partition, record.key, record.value)
 
@@ -203,7 +218,8 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         value_type=bytes,
         options=ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None,
     )
-    out = Publisher(app, table, {name: names[name] for name in OUTPUT_TOPICS})
+    open_calls = OpenCalls(settings.full_scan_interval_s)
+    out = Publisher(app, table, {name: names[name] for name in OUTPUT_TOPICS}, open_calls)
     fold_settings = settings.fold
 
     @app.agent(source)
@@ -229,27 +245,40 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             return
         await out.apply(event, expire_stored(stored, _now_ms(), fold_settings))
 
+    def deadline_of(stored: bytes) -> tuple[int, bool]:
+        return stored_deadline_ms(stored, fold_settings)
+
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
     async def sweep() -> None:
         """Find calls whose deadline passed (read only) and send the agent a command each.
 
-        The scan does not yield to the event loop, so the agent cannot change the table under
-        it, and only the due calls are kept (a list of every item would hold the whole table).
+        Reads the open calls, or now and then every state (processors/sweep.py). The reads do
+        not yield to the event loop, so the agent cannot change the table under them.
         """
+        if not _ready(app):
+            return  # a table still recovering would be scanned in part
         now = _now_ms()
-        due = []
-        for key, stored in out.store.items():
-            deadline, completed = stored_deadline_ms(stored, fold_settings)
-            if deadline <= now:
-                due.append((key, EVICT if completed else EXPIRE))
-        for key, command in due:
-            await commands.send(key=key, value=command)
+        assignment = frozenset(app.consumer.assignment())
+        if open_calls.full_scan_due(time.monotonic(), assignment):
+            due, still_open = due_calls(out.store.items(), deadline_of, now)
+            found = {key: partition_for_key(key, partitions) for key in still_open}
+            open_calls.rebuilt(found, time.monotonic(), assignment)
+        else:
+            stored = []
+            for key, partition in open_calls.items():
+                value = out.store.get(partition, key)
+                if value is None:  # its partition moved away
+                    open_calls.note(key, partition, is_open=False)
+                else:
+                    stored.append((key, value))
+            due, _ = due_calls(stored, deadline_of, now)
+        for key, completed in due:
+            await commands.send(key=key, value=EVICT if completed else EXPIRE)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         """200 once the worker has joined its group and recovered its tables."""
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the concrete manager
-        ready = recovery.completed.is_set() and not app.rebalancing
+        ready = _ready(app)
         body = {"status": "ok" if ready else "starting", "service": "worker"}
         return web.json(body, status=200 if ready else 503)
 

@@ -38,6 +38,12 @@ class WorkerSettings:
     web_port: int = 6066
     log_level: str = "INFO"
 
+    @property
+    def full_scan_interval_s(self) -> float:
+        """How often the timer reads every stored state, not only the open calls': to find
+        completed calls past their retention, a tenth of it late at most, an hour at most."""
+        return max(self.timer_interval_s, min(3600.0, self.fold.retention_ms / 10_000))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         env = os.environ if environ is None else environ

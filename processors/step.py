@@ -44,11 +44,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The outcome of one input: the call's new stored state (``None``: unchanged) and records."""
+    """The outcome of one input: the call's new stored state (``None``: unchanged), records,
+    and whether that state is open (not completed: the timer checks it every tick)."""
 
     call_id: str | None
     stored: bytes | None
     records: list[Record]
+    is_open: bool = False
 
 
 def decode_state(stored: bytes) -> CallState:
@@ -91,7 +93,8 @@ def fold_record(load: Callable[[str], bytes | None], value: bytes, received_at_m
     if not outputs:
         return Step(webhook.call_id, None, [])
     encoded = _encode(new)
-    return Step(webhook.call_id, encoded, _records(outputs, new, encoded))
+    is_open = new.status != "completed"
+    return Step(webhook.call_id, encoded, _records(outputs, new, encoded), is_open)
 
 
 def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
@@ -101,4 +104,4 @@ def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
     if not outputs:
         return Step(state.call_id, None, [])
     encoded = _encode(new)
-    return Step(state.call_id, encoded, _records(outputs, new, encoded))
+    return Step(state.call_id, encoded, _records(outputs, new, encoded), new.status != "completed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -11,7 +12,7 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from callstream.schemas.calls import CompletedCall
+from callstream.schemas.calls import CallState, CompletedCall
 from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, REJECTED
 from tests.integration.ingress_support import ingress_settings, running_ingress
 from tests.integration.worker_support import (
@@ -49,6 +50,63 @@ async def test_a_call_without_cdr_completes_on_time_and_its_late_cdr_corrects_it
     corrected = msgspec.json.decode(both[-1].value, type=CompletedCall)
     assert (corrected.revision, corrected.cdr_missing, corrected.price) == (2, False, 55.002)
     assert states[call].revision == 2
+
+
+async def test_a_call_left_open_by_one_worker_is_timed_out_by_the_next(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The next worker recovers the open call from the changelog, past its agent: the timer's
+    set of open calls must come from a scan of the recovered table. The call is not yet due at
+    that first scan (the second worker is ready within 15 s), so only that set can expire it."""
+    settings = ingress_settings(kafka_bootstrap)
+    call = f"open-{uuid.uuid4().hex[:8]}"
+    app_id = f"{settings.topic_prefix}worker"
+    async with running_ingress(settings) as ingress:
+        with worker_process(
+            kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="first"
+        ):
+            await post_all(ingress, call_events(call)[:3])  # ended; its CDR never comes
+            await wait_for_states(
+                ingress, kafka_bootstrap, lambda s: call in s and s[call].status == "ended"
+            )
+        fast = {"CALLSTREAM_CDR_TIMEOUT_S": "15"}
+        with worker_process(
+            kafka_bootstrap,
+            settings.topic_prefix,
+            tmp_path,
+            app_id=app_id,
+            name="second",
+            extra_env=fast,
+        ):
+            completed = await read_topic(
+                kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=1, deadline_s=60
+            )
+    assert [record.key.decode() for record in completed] == [call]
+    assert msgspec.json.decode(completed[0].value, type=CompletedCall).cdr_missing
+
+
+async def test_a_completed_call_leaves_the_table_after_its_retention(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = ingress_settings(kafka_bootstrap)
+    call = f"evict-{uuid.uuid4().hex[:8]}"
+    app_id = f"{settings.topic_prefix}worker"
+    short = {"CALLSTREAM_RETENTION_S": "2"}
+    async with running_ingress(settings) as ingress:
+        with worker_process(
+            kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, extra_env=short
+        ):
+            await post_all(ingress, call_events(call))
+            changelog = f"{app_id}-call-state-changelog"
+            deadline = time.monotonic() + 60
+            while True:  # the table's changelog: the state, then its tombstone
+                records = await read_topic(kafka_bootstrap, changelog, expect=10**6, deadline_s=1)
+                mine = [r.value for r in records if r.key == call.encode()]
+                if (mine and mine[-1] is None) or time.monotonic() > deadline:
+                    break
+    assert mine[-1] is None
+    assert mine[-2] is not None
+    assert msgspec.json.decode(mine[-2], type=CallState).status == "completed"
 
 
 async def test_a_bad_record_on_an_input_topic_goes_to_rejected_and_the_agent_goes_on(
