@@ -154,9 +154,9 @@ def _complete(model: type[ProviderPayload]) -> type[ProviderPayload]:
     """``model`` with every field required and none nullable: the provider's usual body, which
     sends every field, decodes into it with no ``None`` among the values to count.
 
-    A subclass under the model's name, equal to (and hashing like) the model's instances field
-    for field, so that nothing downstream can tell the two apart. A field that could still hold
-    ``None`` (typed ``Any``) is refused, since the proof would miscount it.
+    A subclass under the model's name, equal to (and hashing and pickling like) the model's
+    instances field for field, so that nothing downstream can tell the two apart. A field that
+    could still hold ``None`` (typed ``Any``) is refused, since the proof would miscount it.
     """
     hints = typing.get_type_hints(model, include_extras=True)
     fields = [(name, _without_none(hints[name])) for name in model.__struct_fields__]
@@ -171,14 +171,22 @@ def _complete(model: type[ProviderPayload]) -> type[ProviderPayload]:
         return equal if equal is NotImplemented else not equal
 
     def __hash__(self: Any) -> int:  # msgspec's hashes the type too
-        return hash(model(**msgspec.structs.asdict(self)))
+        return hash(_as_model(model, msgspec.structs.asdict(self)))
+
+    def __reduce__(self: Any) -> tuple[Any, ...]:  # pickled as its model, found by name
+        return _as_model, (model, msgspec.structs.asdict(self))
 
     complete = msgspec.defstruct(
         model.__name__,
         fields,
         bases=(model,),
         module=model.__module__,
-        namespace={"__eq__": __eq__, "__ne__": __ne__, "__hash__": __hash__},
+        namespace={
+            "__eq__": __eq__,
+            "__ne__": __ne__,
+            "__hash__": __hash__,
+            "__reduce__": __reduce__,
+        },
         kw_only=True,
         frozen=True,
     )
@@ -187,6 +195,10 @@ def _complete(model: type[ProviderPayload]) -> type[ProviderPayload]:
         if any(isinstance(kind, nullable) for kind in _leaf_types(field.type)):
             raise TypeError(f"{model.__name__}.{field.name} may hold None in a complete body")
     return typing.cast(type[ProviderPayload], complete)
+
+
+def _as_model(model: type[ProviderPayload], fields: dict[str, Any]) -> ProviderPayload:
+    return model(**fields)
 
 
 def _without_none(hint: Any) -> Any:

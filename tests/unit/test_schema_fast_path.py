@@ -3,6 +3,7 @@ answer as the precise path for every body, and the provider's samples take it.""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import msgspec
@@ -65,6 +66,9 @@ def test_a_complete_cdr_is_its_model_to_every_reader() -> None:
     assert not precise != fast  # noqa: SIM202
     assert repr(fast) == repr(precise)
     assert msgspec.json.encode(fast) == msgspec.json.encode(precise)
+    unpickled = pickle.loads(pickle.dumps(fast))  # noqa: S301 - our own bytes
+    assert type(unpickled) is CallDetailRecord
+    assert unpickled == precise
     changed = msgspec.structs.replace(precise, call_out_price=1.5)
     assert fast != changed
     assert changed != fast
@@ -77,6 +81,7 @@ def test_a_complete_model_hashes_like_its_model() -> None:
     twin = complete(**msgspec.structs.asdict(sample))
     assert twin == sample
     assert hash(twin) == hash(sample)
+    assert hash(pickle.loads(pickle.dumps(twin))) == hash(sample)  # noqa: S301
     assert {sample: 1}[twin] == 1
 
 
