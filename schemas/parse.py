@@ -79,12 +79,12 @@ def parse_webhook(body: bytes) -> Webhook:
     of their containers). A CDR that sends every field, as the provider's does, decodes into
     :func:`_complete`'s model first: its values hold no ``None``, so they need no count.
     """
-    decoders = _CDR_FIRST if len(body) > _CDR_LIKELY_BYTES else _EVENT_FIRST
+    first = _DECODE_COMPLETE_CDR if len(body) > _CDR_LIKELY_BYTES else _DECODE_EVENT
     try:
         try:
-            payload = decoders[0](body)
+            payload = first(body)
         except msgspec.ValidationError:
-            payload = decoders[1](body)
+            payload = _DECODE_CDR(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return parse_webhook_precisely(body)
     values = _astuple(payload)
@@ -241,11 +241,12 @@ def _decoder(model: type[ProviderPayload]) -> _Decode:
     return msgspec.json.Decoder(model, strict=False).decode
 
 
-# The second is tried when the first does not validate. Live events are about 250 bytes, CDRs
-# about 1,500; a live event longer than this is left to the precise path.
+# Which to try first (the CDR's decoder comes second): live events are about 250 bytes, CDRs
+# about 1,500. A live event longer than this is left to the precise path.
 _CDR_LIKELY_BYTES = 600
-_EVENT_FIRST = (_decoder(LiveCallEvent), _decoder(CallDetailRecord))
-_CDR_FIRST = (_decoder(_COMPLETE_CDR), _decoder(CallDetailRecord))
+_DECODE_EVENT, _DECODE_CDR, _DECODE_COMPLETE_CDR = (
+    _decoder(model) for model in (LiveCallEvent, CallDetailRecord, _COMPLETE_CDR)
+)
 
 
 _BY_STATE: dict[str, type[ProviderPayload]] = {CDR_STATE: CallDetailRecord} | {
