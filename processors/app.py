@@ -32,7 +32,7 @@ from typing import Any
 
 import faust
 
-from callstream.kafka.partitioning import partition_for_key
+from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.batches import OutputBatches
 from callstream.processors.callstate import evictable
 from callstream.processors.settings import WorkerSettings
@@ -150,9 +150,7 @@ class Publisher:
         database, partition = self.store, event.message.partition
         return lambda call_id: database.get(partition, call_id.encode())
 
-    async def write(
-        self, event: Any, key: bytes, value: bytes | None, is_open: bool = False
-    ) -> None:
+    async def write(self, event: Any, key: bytes, value: bytes | None, *, is_open: bool) -> None:
         """``table[key] = value`` (``del`` for None), and its changelog record; ``is_open``:
         the call is not completed, so the timer checks it every tick."""
         partition = event.message.partition
@@ -171,7 +169,7 @@ class Publisher:
             for sink, record in zip(sinks, step.records, strict=True)
         ]
         if step.call_id is not None and step.stored is not None:
-            await self.write(event, step.call_id.encode(), step.stored, step.is_open)
+            await self.write(event, step.call_id.encode(), step.stored, is_open=step.is_open)
         for sink, partition, record in zip(sinks, partitions, step.records, strict=True):
             await batches.add(sink, partition, record.key, record.value)
 
@@ -241,7 +239,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             return
         if event.value == EVICT:
             if evictable(decode_state(stored), _now_ms(), fold_settings.retention_ms):
-                await out.write(event, event.key, None)
+                await out.write(event, event.key, None, is_open=False)
             return
         await out.apply(event, expire_stored(stored, _now_ms(), fold_settings))
 
@@ -258,16 +256,17 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         if not _ready(app):
             return  # a table still recovering would be scanned in part
         now = _now_ms()
-        assignment = frozenset(app.consumer.assignment())
-        if open_calls.full_scan_due(time.monotonic(), assignment):
+        rebalance = app.rebalancing_count
+        if open_calls.full_scan_due(time.monotonic(), rebalance):
             due, still_open = due_calls(out.store.items(), deadline_of, now)
-            found = {key: partition_for_key(key, partitions) for key in still_open}
-            open_calls.rebuilt(found, time.monotonic(), assignment)
+            # The table's partition of a key is its input records' (the default partitioner).
+            found = {key: murmur2_partition(key, partitions) for key in still_open}
+            open_calls.rebuilt(found, time.monotonic(), rebalance)
         else:
             stored = []
             for key, partition in open_calls.items():
                 value = out.store.get(partition, key)
-                if value is None:  # its partition moved away
+                if value is None:  # deleted since: not by the agent, which notes its deletes
                     open_calls.note(key, partition, is_open=False)
                 else:
                     stored.append((key, value))

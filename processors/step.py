@@ -45,12 +45,13 @@ class Record:
 @dataclass(frozen=True, slots=True)
 class Step:
     """The outcome of one input: the call's new stored state (``None``: unchanged), records,
-    and whether that state is open (not completed: the timer checks it every tick)."""
+    and whether that state is open (not completed: the timer checks it every tick; always
+    stated, since a writer that forgot it would hide an open call from the timer)."""
 
     call_id: str | None
     stored: bytes | None
     records: list[Record]
-    is_open: bool = False
+    is_open: bool
 
 
 def decode_state(stored: bytes) -> CallState:
@@ -86,15 +87,16 @@ def fold_record(load: Callable[[str], bytes | None], value: bytes, received_at_m
     except WebhookParseError as refused:
         rejected = rejected_webhook(refused, value, received_at_ms)
         key = (refused.call_id or "").encode()
-        return Step(refused.call_id, None, [Record(REJECTED, key, _encode(rejected))])
+        record = Record(REJECTED, key, _encode(rejected))
+        return Step(refused.call_id, None, [record], is_open=False)
     stored = load(webhook.call_id)
     state = decode_state(stored) if stored is not None else None
     new, outputs = apply(state, webhook.payload, received_at_ms)
     if not outputs:
-        return Step(webhook.call_id, None, [])
+        return Step(webhook.call_id, None, [], is_open=False)
     encoded = _encode(new)
     is_open = new.status != "completed"
-    return Step(webhook.call_id, encoded, _records(outputs, new, encoded), is_open)
+    return Step(webhook.call_id, encoded, _records(outputs, new, encoded), is_open=is_open)
 
 
 def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
@@ -102,6 +104,7 @@ def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
     state = decode_state(stored)
     new, outputs = expire(state, now_ms, settings)
     if not outputs:
-        return Step(state.call_id, None, [])
+        return Step(state.call_id, None, [], is_open=False)
     encoded = _encode(new)
-    return Step(state.call_id, encoded, _records(outputs, new, encoded), new.status != "completed")
+    is_open = new.status != "completed"
+    return Step(state.call_id, encoded, _records(outputs, new, encoded), is_open=is_open)

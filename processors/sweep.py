@@ -6,13 +6,14 @@ later, so a full scan of the table, made rarely, finds those. Without this split
 read every state: a million completed calls cost the agent a fifth of its time.
 
 The agent notes each state it writes (:meth:`OpenCalls.note`). A table recovered from its
-changelog is written without the agent, so a full scan rebuilds the set whenever the worker's
-partitions change, as well as on its interval. Pure: no I/O, no clock of its own.
+changelog is written without the agent, so a full scan rebuilds the set after every rebalance
+(even one that gives back the partitions the worker had: another worker may have changed them
+meanwhile), as well as on its interval. Pure: no I/O, no clock of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 
 # A stored state's (next deadline in ms, completed?): processors.step.stored_deadline_ms.
 DeadlineOf = Callable[[bytes], tuple[int, bool]]
@@ -25,7 +26,7 @@ class OpenCalls:
         self._partitions: dict[bytes, int] = {}
         self._interval_s = full_scan_interval_s
         self._next_full_scan_s: float | None = None  # None: before the first full scan
-        self._assignment: Hashable = None
+        self._rebalance = -1
 
     def note(self, key: bytes, partition: int, is_open: bool) -> None:
         """The agent wrote ``key``'s state: open or not (completed, or deleted)."""
@@ -34,18 +35,18 @@ class OpenCalls:
         else:
             self._partitions.pop(key, None)
 
-    def full_scan_due(self, now_s: float, assignment: Hashable) -> bool:
-        """Whether this tick scans the whole table: on the interval, or once the worker's
-        partitions (``assignment``) changed, since their recovered states bypassed the agent."""
-        if self._next_full_scan_s is None or assignment != self._assignment:
+    def full_scan_due(self, now_s: float, rebalance: int) -> bool:
+        """Whether this tick scans the whole table: on the interval, or after a rebalance (the
+        count of rebalances is ``rebalance``), since recovered states bypassed the agent."""
+        if self._next_full_scan_s is None or rebalance != self._rebalance:
             return True
         return now_s >= self._next_full_scan_s
 
-    def rebuilt(self, open_calls: dict[bytes, int], now_s: float, assignment: Hashable) -> None:
-        """A full scan at ``now_s``, with ``assignment``, found ``open_calls``."""
+    def rebuilt(self, open_calls: dict[bytes, int], now_s: float, rebalance: int) -> None:
+        """A full scan at ``now_s``, after rebalance number ``rebalance``, found ``open_calls``."""
         self._partitions = open_calls
         self._next_full_scan_s = now_s + self._interval_s
-        self._assignment = assignment
+        self._rebalance = rebalance
 
     def items(self) -> list[tuple[bytes, int]]:
         """(key, partition) of every open call, as a list: the agent may note more meanwhile."""

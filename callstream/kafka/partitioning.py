@@ -13,10 +13,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 
-@functools.lru_cache(maxsize=4096)
-def partition_for_key(key: bytes, partitions: int) -> int:
+def murmur2_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partition of ``key`` among ``partitions`` (what every client picks)."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# Cached for the hot paths, which see a call's key several times; a scan of every key uses
+# murmur2_partition, so as not to push those out.
+partition_for_key = functools.lru_cache(maxsize=4096)(murmur2_partition)
 
 
 def default_partition(producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int | None:

@@ -32,14 +32,15 @@ def test_the_agent_notes_open_calls_and_drops_completed_ones() -> None:
     assert len(calls) == 1
 
 
-def test_a_full_scan_comes_first_then_on_its_interval_and_when_partitions_change() -> None:
+def test_a_full_scan_comes_first_then_on_its_interval_and_after_each_rebalance() -> None:
     calls = OpenCalls(full_scan_interval_s=60)
-    assert calls.full_scan_due(0.0, frozenset({1}))  # nothing known before the first
-    calls.rebuilt({b"a": 1}, 0.0, frozenset({1}))
+    assert calls.full_scan_due(0.0, rebalance=1)  # nothing known before the first
+    calls.rebuilt({b"a": 1}, 0.0, rebalance=1)
     assert calls.items() == [(b"a", 1)]
-    assert not calls.full_scan_due(59.9, frozenset({1}))
-    assert calls.full_scan_due(60.0, frozenset({1}))
-    assert calls.full_scan_due(1.0, frozenset({1, 2}))  # a partition recovered: its states
+    assert not calls.full_scan_due(59.9, rebalance=1)
+    assert calls.full_scan_due(60.0, rebalance=1)
+    # Another rebalance, even one that gives back the same partitions: their recovered states.
+    assert calls.full_scan_due(1.0, rebalance=2)
 
 
 def test_due_calls_sorts_out_what_to_expire_evict_and_keep_open() -> None:
