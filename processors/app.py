@@ -154,9 +154,9 @@ class Publisher:
         """``table[key] = value`` (``del`` for None), and its changelog record; ``is_open``:
         the call is not completed, so the timer checks it every tick."""
         partition = event.message.partition
-        self.store.put(partition, key, value)
+        applied = self.store.put(partition, key, value)
         self.open_calls.note(key, partition, is_open)
-        await self.batches.add(self.changelog, partition, key, value, self.store.persisted)
+        await self.batches.add(self.changelog, partition, key, value, applied)
 
     async def apply(self, event: Any, step: Step) -> None:
         """Store the step's state and add its records."""

@@ -13,19 +13,27 @@ is killed comes back as of its last flush, a consistent prefix of its writes wit
 offset it had recorded, and faust recovers the rest from the changelog. Once a handle skips the
 WAL, every write through it does (faust's own too), so none logged can follow one lost.
 
-Known gap (faust's own table has it too, WAL or not): a write is in the store before its
-changelog record is delivered, so a memtable flush followed by a kill can leave the store ahead
-of the changelog; the input is processed again, finds its change, and publishes nothing. A fix
-would hold writes in memory until their changelog batch is delivered.
+A write reaches the store only once its changelog record is delivered: until then it waits in
+memory, where reads find it. Written at once, a memtable flush followed by a kill could leave
+the store ahead of the changelog: the input, processed again, would find its change already
+made and publish nothing, and the changelog would never get it (faust's own table has that
+gap). The writes wait in order, and each is applied when the changelog batch holding it is
+delivered, before the changelog offset the store records: a store never holds a write the
+changelog lacks, nor records an offset whose writes it lacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import rocksdict
 from aiokafka.structs import TopicPartition
+
+# Told the changelog partition and offset of a delivered changelog record (OutputBatches').
+Delivered = Callable[[TopicPartition, int], None]
 
 _NO_WAL = rocksdict.WriteOptions()
 _NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property, stubbed as a method
@@ -40,16 +48,41 @@ class TableStore:
         # No handle is kept here: faust releases a revoked partition's database (and its lock)
         # by dropping its last reference.
         self._database = getattr(store, "_db_for_partition", None)
+        self._sequence = 0
+        # Writes whose changelog record is not delivered yet: in order, and the latest by key.
+        self._waiting: dict[int, deque[tuple[int, bytes, bytes | None]]] = {}
+        self._latest: dict[bytes, tuple[int, bytes | None]] = {}
 
     def get(self, partition: int, key: bytes) -> bytes | None:
+        latest = self._latest.get(key)
+        if latest is not None:
+            return latest[1]
         if self._database is None:
             stored: bytes | None = self.store.get(key)
             return stored
         value: bytes | None = self._database(partition).get(key)
         return value
 
-    def put(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """``value`` under ``key``; ``None`` deletes it."""
+    def put(self, partition: int, key: bytes, value: bytes | None) -> Delivered:
+        """``value`` under ``key`` (``None`` deletes it), applied to the store by the returned
+        callback: call it once the changelog record of this write is delivered."""
+        self._sequence += 1
+        self._waiting.setdefault(partition, deque()).append((self._sequence, key, value))
+        self._latest[key] = (self._sequence, value)
+        return functools.partial(self._delivered, partition, self._sequence)
+
+    def _delivered(self, partition: int, sequence: int, tp: TopicPartition, offset: int) -> None:
+        """The changelog holds this partition's writes up to ``sequence``, and up to ``offset``:
+        apply them in order, then record the offset, so a restart recovers only past it."""
+        waiting = self._waiting[partition]
+        while waiting and waiting[0][0] <= sequence:
+            written, key, value = waiting.popleft()
+            self._apply(partition, key, value)
+            if self._latest[key][0] == written:  # no later write of it waits
+                del self._latest[key]
+        self.store.set_persisted_offset(tp, offset)
+
+    def _apply(self, partition: int, key: bytes, value: bytes | None) -> None:
         if value is None:
             self.store.pop(key, None)  # rare (eviction): through faust, every partition's copy
         elif self._database is None:
@@ -60,9 +93,11 @@ class TableStore:
             database.put(key, value)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every key and value this worker's partitions hold (through faust: a full scan)."""
-        return iter(self.store.items())
-
-    def persisted(self, tp: TopicPartition, offset: int) -> None:
-        """The changelog holds the writes up to ``offset``: a restart recovers only past it."""
-        self.store.set_persisted_offset(tp, offset)
+        """Every key and value this worker's partitions hold, the waiting writes included."""
+        latest = dict(self._latest)  # as of now: the agent may write while this is read
+        for key, value in self.store.items():
+            if key not in latest:
+                yield key, value
+        for key, (_, waiting) in latest.items():
+            if waiting is not None:
+                yield key, waiting

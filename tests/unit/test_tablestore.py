@@ -1,0 +1,122 @@
+"""The table store holds a write back until its changelog record is delivered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from callstream.processors.tablestore import TableStore
+
+CHANGELOG = TopicPartition("worker-call-state-changelog", 0)
+
+
+class FaustStore:
+    """What TableStore uses of faust's memory store, with the order things happened in."""
+
+    def __init__(self, data: dict[bytes, bytes] | None = None) -> None:
+        self.data = dict(data or {})
+        self.log: list[tuple[str, Any]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+        self.log.append(("set", key))
+
+    def pop(self, key: bytes, default: None) -> bytes | None:
+        self.log.append(("del", key))
+        return self.data.pop(key, default)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return list(self.data.items())
+
+    def set_persisted_offset(self, tp: TopicPartition, offset: int) -> None:
+        self.log.append(("offset", offset))
+
+
+def test_a_write_is_read_back_at_once_and_stored_once_delivered() -> None:
+    faust_store = FaustStore()
+    store = TableStore(faust_store)
+    delivered = store.put(0, b"call", b"v1")
+    assert store.get(0, b"call") == b"v1"
+    assert faust_store.data == {}  # a kill now leaves the store behind the changelog, not ahead
+    delivered(CHANGELOG, 41)
+    assert faust_store.data == {b"call": b"v1"}
+    assert faust_store.log == [("set", b"call"), ("offset", 41)]  # the offset after the write
+    assert store.get(0, b"call") == b"v1"
+
+
+def test_a_delivery_applies_the_partitions_earlier_writes_in_order() -> None:
+    faust_store = FaustStore()
+    store = TableStore(faust_store)
+    store.put(0, b"a", b"a1")
+    store.put(1, b"other", b"o1")  # another partition: its own changelog batch
+    store.put(0, b"a", b"a2")
+    last = store.put(0, b"b", b"b1")
+    later = store.put(0, b"a", b"a3")  # the next flush's
+    last(CHANGELOG, 7)
+    assert faust_store.data == {b"a": b"a2", b"b": b"b1"}
+    assert faust_store.log == [("set", b"a"), ("set", b"a"), ("set", b"b"), ("offset", 7)]
+    assert store.get(0, b"a") == b"a3"  # still waiting
+    later(CHANGELOG, 8)
+    assert faust_store.data[b"a"] == b"a3"
+    assert b"other" not in faust_store.data
+
+
+def test_a_delete_waits_too() -> None:
+    faust_store = FaustStore({b"old": b"completed"})
+    store = TableStore(faust_store)
+    delivered = store.put(0, b"old", None)
+    assert store.get(0, b"old") is None
+    assert faust_store.data == {b"old": b"completed"}
+    delivered(CHANGELOG, 3)
+    assert faust_store.data == {}
+
+
+def test_items_include_the_waiting_writes() -> None:
+    faust_store = FaustStore({b"kept": b"k", b"changed": b"c1", b"deleted": b"d"})
+    store = TableStore(faust_store)
+    store.put(0, b"changed", b"c2")
+    store.put(0, b"deleted", None)
+    store.put(0, b"new", b"n")
+    assert dict(store.items()) == {b"kept": b"k", b"changed": b"c2", b"new": b"n"}
+
+
+class RocksDB:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.options: object = None
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        assert self.options is not None  # every write skips the WAL
+        self.data[key] = value
+
+    def set_write_options(self, options: object) -> None:
+        self.options = options
+
+
+class RocksDBStore(FaustStore):
+    """faust's RocksDB store: a database per partition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.databases: dict[int, RocksDB] = {}
+
+    def _db_for_partition(self, partition: int) -> RocksDB:
+        return self.databases.setdefault(partition, RocksDB())
+
+
+def test_with_rocksdb_a_delivered_write_goes_to_its_partitions_database() -> None:
+    faust_store = RocksDBStore()
+    store = TableStore(faust_store)
+    delivered = store.put(3, b"call", b"v1")
+    assert faust_store.databases == {}
+    delivered(TopicPartition("worker-call-state-changelog", 3), 9)
+    assert faust_store.databases[3].data == {b"call": b"v1"}
+    assert store.get(3, b"call") == b"v1"
+    assert faust_store.log == [("offset", 9)]
