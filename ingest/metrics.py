@@ -4,6 +4,7 @@ several apps in one process)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -19,26 +20,21 @@ class IngressMetrics:
     in_flight: Gauge
     received_bytes: Counter
     published: Counter
-    # Labelled children, looked up once per (route, status): .labels() takes a lock each call.
-    _children: dict[tuple[str, int], tuple[Counter, Histogram]] = field(default_factory=dict)
-    _published: dict[str, Counter] = field(default_factory=dict)
+    # Labelled children, looked up once per metric and labels: .labels() takes a lock each call.
+    _children: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        child = self._children.get((metric, *labels))
+        if child is None:
+            child = self._children[(metric, *labels)] = metric.labels(*labels)
+        return child
 
     def observe_published(self, topic: str) -> None:
-        child = self._published.get(topic)
-        if child is None:
-            child = self._published[topic] = self.published.labels(topic)
-        child.inc()
+        self._child(self.published, topic).inc()
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        children = self._children.get((route, status))
-        if children is None:
-            children = (
-                self.requests.labels(route, str(status)),
-                self.request_seconds.labels(route),
-            )
-            self._children[(route, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self._child(self.requests, route, str(status)).inc()
+        self._child(self.request_seconds, route).observe(seconds)
 
     @classmethod
     def create(cls) -> IngressMetrics:
