@@ -255,13 +255,20 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         """
         if not _ready(app):
             return  # a table still recovering would be scanned in part
-        now = _now_ms()
+        now, started = _now_ms(), time.monotonic()
         rebalance = app.rebalancing_count
-        if open_calls.full_scan_due(time.monotonic(), rebalance):
+        if open_calls.full_scan_due(started, rebalance):
             due, still_open = due_calls(out.store.items(), deadline_of, now)
             # The table's partition of a key is its input records' (the default partitioner).
             found = {key: murmur2_partition(key, partitions) for key in still_open}
             open_calls.rebuilt(found, time.monotonic(), rebalance)
+            seconds = time.monotonic() - started  # the agent waited this long: say so
+            log.info(
+                "scanned the call-state table in %.2f s: %d open, %d due",
+                seconds,
+                len(found),
+                len(due),
+            )
         else:
             stored = []
             for key, partition in open_calls.items():
