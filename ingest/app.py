@@ -132,8 +132,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(refusal)
     except web.HTTPException as http_error:
         code = re.sub(r"\W+", "_", (http_error.reason or "error").lower()).strip("_")
+        # Its own headers (Allow on a 405) but not its text/plain Content-Type: ours is JSON.
+        headers = {k: v for k, v in http_error.headers.items() if k.lower() != "content-type"}
         response = error_response(
-            Refusal(http_error.status, code, http_error.reason or "", dict(http_error.headers))
+            Refusal(http_error.status, code, http_error.reason or "", headers)
         )
     except Exception:
         log.exception("unexpected error", extra={"route": route})

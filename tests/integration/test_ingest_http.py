@@ -276,3 +276,18 @@ async def test_hostile_json_corpus_never_gets_a_5xx(kafka_bootstrap: str) -> Non
             kafka_bootstrap, ingress.topics[CALL_EVENTS], expect=0, settle_s=0.5
         )
     assert leaked == []
+
+
+async def test_unknown_routes_and_methods_get_json_errors_not_500s(kafka_bootstrap: str) -> None:
+    async with running_ingress(ingress_settings(kafka_bootstrap)) as ingress:
+        unknown = await ingress.client.get("/no/such/route")
+        unknown_body = await unknown.json()
+        wrong_method = await ingress.client.get(ingress.url())
+        wrong_method_body = await wrong_method.json()
+    assert unknown.status == 404
+    assert unknown.content_type == "application/json"
+    assert unknown_body["error"] == "not_found"
+    assert wrong_method.status == 405
+    assert wrong_method.content_type == "application/json"
+    assert wrong_method_body["error"] == "method_not_allowed"
+    assert "POST" in wrong_method.headers["Allow"]
