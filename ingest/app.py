@@ -27,7 +27,7 @@ from callstream.ingest.auth import (
     source_allowed,
     verify_signature,
 )
-from callstream.ingest.body import BodyTooLarge, read_limited
+from callstream.ingest.body import BodyTooLarge, BodyUnreadable, read_limited
 from callstream.ingest.metrics import IngressMetrics
 from callstream.ingest.openapi import openapi_document
 from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
@@ -79,21 +79,33 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Refusal(Exception):
     """A client-visible refusal: status, stable error code, and a detail safe to show."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        *,
+        close: bool = False,
+    ):
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers or {}
+        self.close = close  # the connection cannot carry another request
 
 
 def error_response(refusal: Refusal) -> web.Response:
-    return web.Response(
+    response = web.Response(
         status=refusal.status,
         body=orjson.dumps({"error": refusal.code, "detail": refusal.detail}),
         content_type="application/json",
         headers=refusal.headers,
     )
+    if refusal.close:
+        response.force_close()
+    return response
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> web.Response:
@@ -193,6 +205,8 @@ async def _read_verified_body(request: web.Request, settings: IngressSettings) -
         body = await read_limited(request, settings.max_body_bytes)
     except BodyTooLarge as too_large:
         raise Refusal(413, "payload_too_large", str(too_large)) from None
+    except BodyUnreadable as unreadable:
+        raise Refusal(400, "unreadable_body", str(unreadable), close=True) from None
     request.app[METRICS].received_bytes.inc(len(body))
     if settings.signing_key is not None:
         try:

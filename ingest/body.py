@@ -9,9 +9,27 @@ class BodyTooLarge(Exception):
     """The body exceeds the limit (said by Content-Length, or found while reading)."""
 
 
+class BodyUnreadable(Exception):
+    """The body could not be read (a Content-Encoding it does not match, or cut short): answer,
+    then close the connection."""
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than ``limit`` bytes are announced or
-    read; memory stays bounded by ``limit`` even when Content-Length lies or is absent."""
+    read; memory stays bounded by ``limit`` even when Content-Length lies or is absent. A gzip
+    or deflate body is decompressed as it is read, and the limit holds for what comes out."""
+    try:
+        return await _read(request, limit)
+    except web.HTTPRequestEntityTooLarge:  # aiohttp's own limit, on the decompressed bytes
+        raise BodyTooLarge(f"body exceeds {limit} bytes once decompressed") from None
+    except web.RequestPayloadError as unreadable:
+        # Ended here: after the response aiohttp would read the failed stream again, and log
+        # its error as unhandled. The connection must close: the rest of the body is unparsed.
+        request.content.feed_eof()
+        raise BodyUnreadable(str(unreadable).replace("\n", " ").strip()) from None
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
     declared = request.content_length
     if declared is not None:
         if declared > limit:

@@ -60,10 +60,13 @@ def _webhook_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[s
                     "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
                 },
             },
-            "400": _error("not UTF-8, not JSON, not an object, or hostile JSON"),
+            "400": _error(
+                "not UTF-8, not JSON, not an object, hostile JSON, or a body that does not match"
+                " its Content-Encoding (gzip and deflate are read)"
+            ),
             "401": _error("missing or wrong token or signature; nothing published"),
             "403": _error("source address not in CALLSTREAM_ALLOWED_CIDRS"),
-            "413": _error("body over the limit (default 64 KiB)"),
+            "413": _error("body over the limit (default 64 KiB; once decompressed)"),
             "415": _error("Content-Type is not JSON"),
             "422": _error(
                 "a JSON object that is neither a live event nor a CDR; kept on omicall.rejected"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
+import logging
 import time
 from pathlib import Path
 
@@ -291,3 +293,26 @@ async def test_unknown_routes_and_methods_get_json_errors_not_500s(kafka_bootstr
     assert wrong_method.content_type == "application/json"
     assert wrong_method_body["error"] == "method_not_allowed"
     assert "POST" in wrong_method.headers["Allow"]
+
+
+async def test_a_gzip_body_is_read_decompressed_and_held_to_the_limit(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = sample("event-ringing.json")
+    gzipped = {**JSON, "Content-Encoding": "gzip"}
+    bomb = gzip.compress(b" " * 50_000_000)  # 50 MB of whitespace in about 50 KB
+    async with running_ingress(ingress_settings(kafka_bootstrap)) as ingress:
+        accepted = await ingress.client.post(
+            ingress.url(), data=gzip.compress(event), headers=gzipped
+        )
+        assert accepted.status == 200, await accepted.text()
+        not_gzip = await ingress.client.post(ingress.url(), data=event, headers=gzipped)
+        not_gzip_body = await not_gzip.json()
+        too_large = await ingress.client.post(ingress.url(), data=bomb, headers=gzipped)
+        too_large_body = await too_large.json()
+        events = await read_topic(kafka_bootstrap, ingress.topics[CALL_EVENTS], expect=1)
+    assert [record.value for record in events] == [event]  # as decompressed
+    assert (not_gzip.status, not_gzip_body["error"]) == (400, "unreadable_body")
+    assert not_gzip.headers["Connection"] == "close"  # the rest of its body is unparsed
+    assert (too_large.status, too_large_body["error"]) == (413, "payload_too_large")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
