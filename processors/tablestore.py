@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import rocksdict
 from aiokafka.structs import TopicPartition
 
-# Told the changelog partition and offset of a delivered changelog record (OutputBatches').
-Delivered = Callable[[TopicPartition, int], None]
+from callstream.processors.batches import Delivered
 
 _NO_WAL = rocksdict.WriteOptions()
 _NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property, stubbed as a method
