@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 from callstream.schemas.calls import CallState, CompletedCall
 from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, REJECTED
@@ -19,6 +19,7 @@ from tests.integration.worker_support import (
     call_events,
     post_all,
     wait_all_completed,
+    wait_for_records,
     wait_for_states,
     worker_process,
 )
@@ -98,12 +99,15 @@ async def test_a_completed_call_leaves_the_table_after_its_retention(
         ):
             await post_all(ingress, call_events(call))
             changelog = f"{app_id}-call-state-changelog"
-            deadline = time.monotonic() + 60
-            while True:  # the table's changelog: the state, then its tombstone
-                records = await read_topic(kafka_bootstrap, changelog, expect=10**6, deadline_s=1)
-                mine = [r.value for r in records if r.key == call.encode()]
-                if (mine and mine[-1] is None) or time.monotonic() > deadline:
-                    break
+
+            def values(records: list[ConsumerRecord]) -> list[bytes | None]:
+                return [record.value for record in records if record.key == call.encode()]
+
+            # The table's changelog: the state, then its tombstone.
+            records = await wait_for_records(
+                kafka_bootstrap, changelog, lambda records: values(records)[-1:] == [None], 60
+            )
+            mine = values(records)
     assert mine[-1] is None
     assert mine[-2] is not None
     assert msgspec.json.decode(mine[-2], type=CallState).status == "completed"

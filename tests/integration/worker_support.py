@@ -124,20 +124,32 @@ async def post_all(ingress: Ingress, bodies: list[bytes]) -> None:
         assert response.status == 200, await response.text()
 
 
+async def wait_for_records(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[ConsumerRecord]], bool],
+    deadline_s: float = 90,
+) -> list[ConsumerRecord]:
+    """Every record of ``topic``, read again each second until ``done`` says so (or the
+    deadline passes)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        records = await read_topic(bootstrap, topic, expect=10**6, deadline_s=1)
+        if done(records) or time.monotonic() > deadline:
+            return records
+
+
 async def wait_for_states(
     ingress: Ingress,
     bootstrap: str,
     done: Callable[[dict[str, CallState]], bool],
     deadline_s: float = 90,
 ) -> dict[str, CallState]:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        records = await read_topic(
-            bootstrap, ingress.topics[CALL_STATE], expect=10**6, deadline_s=1
-        )
-        states = latest_states(records)
-        if done(states) or time.monotonic() > deadline:
-            return states
+    topic = ingress.topics[CALL_STATE]
+    records = await wait_for_records(
+        bootstrap, topic, lambda records: done(latest_states(records)), deadline_s
+    )
+    return latest_states(records)
 
 
 async def wait_all_completed(
