@@ -57,6 +57,11 @@ def _ms(text: str) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
+def median_run(results: list[WrkResult]) -> WrkResult:
+    """The run of median rate (the upper one of an even count)."""
+    return sorted(results, key=lambda result: result.rate)[len(results) // 2]
+
+
 def run_wrk(url: str, duration: int, connections: int, delay_ms: float | None) -> WrkResult:
     script = Path(tempfile.mkdtemp()) / "post.lua"
     lua = [
@@ -198,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                         results.append(run_wrk(target, args.duration, args.connections, None))
             ratios = [full.rate / bare.rate for bare, full in zip(bares, fulls, strict=True)]
             ratio = statistics.median(ratios)
-            bare = sorted(bares, key=lambda result: result.rate)[len(bares) // 2]
-            full = sorted(fulls, key=lambda result: result.rate)[len(fulls) // 2]
+            bare, full = median_run(bares), median_run(fulls)
             half_rate = full.rate / 2
             delay = max(args.connections / half_rate * 1000 - full.p50_ms, 0.0)
             half = run_wrk(url, args.duration, args.connections, delay)
