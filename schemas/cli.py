@@ -11,7 +11,13 @@ from callstream.schemas import export
 
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     """Regenerate schemas/json/*.schema.json and docs/asyncapi.yaml under ``--out``."""
-    out: Path = args.out
+    out: Path | None = args.out or export.find_checkout(Path.cwd())
+    if out is None:
+        print(
+            "callstream: not inside a callstream checkout: run this from one, or pass --out DIR",
+            file=sys.stderr,
+        )
+        return 2
     files = export.render()
     if found := export.breaking(files, out):
         for path, changes in found.items():
@@ -44,8 +50,9 @@ def add_schemas_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     export_parser.add_argument(
         "--out",
         type=Path,
-        default=export.REPO_ROOT,
-        help="directory to write under (default: this checkout, files in place)",
+        default=None,
+        help="directory to write under (default: the callstream checkout holding the current "
+        "directory, files in place)",
     )
     export_parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 when a file is out of date"

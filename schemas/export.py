@@ -7,6 +7,7 @@ output with the committed files is a meaningful drift check.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,27 @@ from callstream.schemas.topics import TOPICS, TopicSpec
 
 SCHEMA_DIR = Path("schemas/json")
 ASYNCAPI_PATH = Path("docs/asyncapi.yaml")
-# The checkout this module lives in (schemas/ sits at its top); the default --out.
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_checkout(start: Path) -> Path | None:
+    """The callstream source checkout holding ``start`` (the default ``--out``), or None.
+
+    Found from the working directory, never from this module's own path: installed, the module
+    sits in site-packages, and the export would overwrite the installed package's files.
+    """
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "schemas" / "topics.py").is_file() and _is_ours(directory):
+            return directory
+    return None
+
+
+def _is_ours(directory: Path) -> bool:
+    try:
+        project = tomllib.loads((directory / "pyproject.toml").read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return bool(project.get("project", {}).get("name") == "callstream")
 
 
 def dump_json(value: Any) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from callstream.schemas import export
 from callstream.schemas.cli import add_schemas_cli
 from callstream.schemas.export import SCHEMA_DIR, render
 
@@ -50,3 +51,35 @@ def test_a_breaking_change_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert "gone" in path.read_text()
     assert run("export", "--out", str(tmp_path), "--allow-breaking") == 0
     assert "gone" not in path.read_text()
+
+
+def test_export_without_out_writes_into_the_checkout_holding_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / "schemas").mkdir(parents=True)
+    (checkout / "schemas" / "topics.py").write_text("")
+    (checkout / "pyproject.toml").write_text('[project]\nname = "callstream"\n')
+    (checkout / "docs").mkdir()
+    monkeypatch.chdir(checkout / "docs")
+    assert run("export") == 0
+    assert (checkout / "docs" / "asyncapi.yaml").is_file()
+    assert {p.name for p in (checkout / SCHEMA_DIR).iterdir()} == {
+        p.name for p in render() if p.parent == SCHEMA_DIR
+    }
+
+
+def test_export_outside_a_checkout_writes_nothing_and_asks_for_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As from an installed package: the working directory is no checkout, and the module's own
+    # location (site-packages there) must not be the default.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "topics.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in Path(export.__file__).parent.rglob("*")}
+    assert run("export") == 2
+    assert "--out" in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*.json")) == []
+    assert {p: p.stat().st_mtime_ns for p in Path(export.__file__).parent.rglob("*")} == before

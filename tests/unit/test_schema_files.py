@@ -14,13 +14,15 @@ from jsonschema import Draft202012Validator
 
 from callstream.schemas.calls import CallState, CompletedCall, LiveCall
 from callstream.schemas.errors import WebhookParseError
-from callstream.schemas.export import ASYNCAPI_PATH, REPO_ROOT, SCHEMA_DIR, breaking, render
+from callstream.schemas.export import ASYNCAPI_PATH, SCHEMA_DIR, breaking, render
 from callstream.schemas.metrics import WindowMetrics
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
 from callstream.schemas.schemagen import file_name
 from callstream.schemas.topics import CALL_EVENTS, CDRS, TOPICS, topic, topic_for_kind
 from tests.unit.schema_fixtures import cdr, event
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def committed(name: str) -> Draft202012Validator:
