@@ -38,3 +38,28 @@ def test_compose_runs_kraft_and_both_services_from_the_dockerfile() -> None:
         assert isinstance(environment, dict)
         assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert (REPO / "Dockerfile").is_file()
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the final stage, in order."""
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    steps = [tuple(line.split(maxsplit=1)) for line in lines if line and not line.startswith("#")]
+    final = max(i for i, step in enumerate(steps) if step[0] == "FROM")
+    return [(step[0].upper(), step[1] if len(step) > 1 else "") for step in steps[final:]]
+
+
+def test_the_image_gives_the_worker_a_data_dir_its_user_owns() -> None:
+    steps = _dockerfile_instructions()
+    env = dict(arguments.split("=", 1) for name, arguments in steps if name == "ENV")
+    data_dir = env["CALLSTREAM_DATA_DIR"]
+    user = next(arguments for name, arguments in steps if name == "USER")
+    # compose's worker volume is mounted where the worker keeps its tables
+    volumes = _compose()["services"]["worker"]["volumes"]
+    assert isinstance(volumes, list)
+    assert any(str(volume).endswith(f":{data_dir}") for volume in volumes)
+    # ... and the image creates that directory, owned by the non-root user, before switching
+    runs = [args for name, args in steps[: steps.index(("USER", user))] if name == "RUN"]
+    assert any("mkdir -p" in run and "$CALLSTREAM_DATA_DIR" in run for run in runs)
+    assert any(f'chown {user}:{user} "$CALLSTREAM_DATA_DIR"' in run for run in runs)
+    assert user != "root"
+    assert ("VOLUME", f'["{data_dir}"]') in steps
