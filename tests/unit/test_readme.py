@@ -22,7 +22,9 @@ _ROUTE = re.compile(r"`(?:(GET|POST|HEAD) )?(/[A-Za-z][A-Za-z0-9_.{}/-]*)`")
 def _routes_served(tmp_path: Path) -> set[tuple[str, str]]:
     ingress = create_app(IngressSettings.from_env({"CALLSTREAM_WEBHOOK_TOKENS": "t" * 32}))
     worker = create_worker_app(WorkerSettings.from_env({"CALLSTREAM_DATA_DIR": str(tmp_path)}))
-    routes = list(ingress.router.routes()) + list(worker.web.web_app.router.routes())
+    # web_app: the aiohttp Application of faust's aiohttp driver (the base Web type lacks it)
+    worker_app = worker.web.web_app  # type: ignore[attr-defined]
+    routes = list(ingress.router.routes()) + list(worker_app.router.routes())
     return {(route.method, route.resource.canonical) for route in routes if route.resource}
 
 
