@@ -204,7 +204,7 @@ async def _read_verified_body(request: web.Request, settings: IngressSettings) -
     try:
         body = await read_limited(request, settings.max_body_bytes)
     except BodyTooLarge as too_large:
-        raise Refusal(413, "payload_too_large", str(too_large)) from None
+        raise Refusal(413, "payload_too_large", str(too_large), close=True) from None
     except BodyUnreadable as unreadable:
         raise Refusal(400, "unreadable_body", str(unreadable), close=True) from None
     request.app[METRICS].received_bytes.inc(len(body))

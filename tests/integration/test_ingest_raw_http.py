@@ -7,6 +7,7 @@ import base64
 import time
 
 import orjson
+import pytest
 
 from callstream.ingest.auth import parse_signing_secret
 from tests.integration.ingress_support import (
@@ -75,3 +76,26 @@ async def test_non_utf8_bytes_in_auth_headers_are_a_401_not_a_500(kafka_bootstra
         assert ingress.metric(REQUESTS, route="/webhooks/omicall", status="401") == 1
         assert ingress.metric(REQUESTS, route=BY_PATH, status="401") == 3
         assert ingress.metric(REQUESTS, route=BY_PATH, status="500") is None
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+async def test_a_413_closes_the_connection_at_once(kafka_bootstrap: str, chunked: bool) -> None:
+    target = b"/webhooks/omicall/" + TOKEN.encode()
+    if chunked:  # more than the limit sent, and a body that does not end
+        chunk = b"x" * 8192
+        request = (
+            b"POST " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + (b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            * 2
+        )
+    else:  # announced, never sent
+        request = _request(target, body=b"", length=99_999_999).replace(
+            b"Connection: close\r\n", b""
+        )
+    settings = ingress_settings(kafka_bootstrap, max_body_bytes=4096)
+    async with serving_ingress(settings) as ingress:
+        raw = await exchange(ingress.port, request, close_within_s=1.0)
+    status, headers, body = _answer(raw)
+    assert (status, orjson.loads(body)["error"]) == (413, "payload_too_large")
+    assert headers["connection"] == "close"
