@@ -4,12 +4,16 @@ client that leaves mid-body, a body announced far over the limit. Raw sockets on
 from __future__ import annotations
 
 import base64
+import io
+import logging
 import time
+from collections.abc import Iterator
 
 import orjson
 import pytest
 
 from callstream.ingest.auth import parse_signing_secret
+from callstream.logs import json_log_handler
 from tests.integration.ingress_support import (
     TOKEN,
     exchange,
@@ -41,6 +45,35 @@ def _answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in header_lines)
     return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.fixture
+def service_log() -> Iterator[io.StringIO]:
+    """Everything logged, at DEBUG, through the handler ``configure_json_logging`` installs."""
+    root = logging.getLogger()
+    level = root.level
+    stream = io.StringIO()
+    handler = json_log_handler(stream)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def _ours(lines: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The lines of the web server and our handler (not the Kafka client's)."""
+    return [
+        line
+        for line in lines
+        if str(line["logger"]).startswith("aiohttp.") or line["logger"] == "callstream.ingest"
+    ]
 
 
 async def test_non_utf8_bytes_in_auth_headers_are_a_401_not_a_500(kafka_bootstrap: str) -> None:
@@ -76,6 +109,36 @@ async def test_non_utf8_bytes_in_auth_headers_are_a_401_not_a_500(kafka_bootstra
         assert ingress.metric(REQUESTS, route="/webhooks/omicall", status="401") == 1
         assert ingress.metric(REQUESTS, route=BY_PATH, status="401") == 3
         assert ingress.metric(REQUESTS, route=BY_PATH, status="500") is None
+
+
+async def test_a_clients_malformed_http_is_one_warning_line_without_its_token(
+    kafka_bootstrap: str, service_log: io.StringIO
+) -> None:
+    token = TOKEN.encode()
+    malformed = [
+        _request(b"/webhooks/omicall/" + token + b"?" + b"a" * 9000),  # a URL over 8 KiB
+        _request(b"/webhooks/omicall/" + token + b"\x01"),  # a control character in the path
+        _request(b"/webhooks/omicall", b"X-Callstream-Token: " + token + b"\x01\r\n"),
+    ]
+    well_formed = [  # their request lines and headers reach aiohttp's access log
+        _request(b"/webhooks/omicall/" + token, content_type=b"text/plain"),
+        _request(b"/webhooks/omicall", b"X-Callstream-Token: " + token + b"\r\n", b"[]"),
+    ]
+    async with serving_ingress(ingress_settings(kafka_bootstrap)) as ingress:
+        for request in malformed:
+            raw = await exchange(ingress.port, request)
+            assert _answer(raw)[0] == 400, raw
+        for request in well_formed:
+            raw = await exchange(ingress.port, request)
+            assert _answer(raw)[0] in {400, 415}, raw
+    text = service_log.getvalue()
+    assert TOKEN not in text
+    lines = _ours(_lines(service_log))
+    warnings = [line for line in lines if line["level"] == "warning"]
+    assert len(warnings) == len(malformed), warnings
+    assert all(line["logger"] == "aiohttp.server" and "exc" not in line for line in warnings)
+    assert [line for line in lines if line["level"] in {"error", "critical"}] == []
+    assert sum(1 for line in lines if line["logger"] == "aiohttp.access") == 5  # all were seen
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
