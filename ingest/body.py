@@ -14,6 +14,10 @@ class BodyUnreadable(Exception):
     then close the connection."""
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its body was read: nobody to answer."""
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than ``limit`` bytes are announced or
     read; memory stays bounded by ``limit`` even when Content-Length lies or is absent. A gzip
@@ -32,6 +36,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     except web.RequestPayloadError as unreadable:
         _abandon(request)
         raise BodyUnreadable(str(unreadable).replace("\n", " ").strip()) from None
+    except ConnectionError:  # aiohttp's "Connection lost", or the socket's own reset
+        raise ClientGone("the client closed the connection during its body") from None
 
 
 def _abandon(request: web.Request) -> None:

@@ -3,6 +3,7 @@ client that leaves mid-body, a body announced far over the limit. Raw sockets on
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -19,6 +20,7 @@ from tests.integration.ingress_support import (
     exchange,
     ingress_settings,
     serving_ingress,
+    wait_until,
 )
 
 REQUESTS = "callstream_ingress_requests_total"
@@ -109,6 +111,28 @@ async def test_non_utf8_bytes_in_auth_headers_are_a_401_not_a_500(kafka_bootstra
         assert ingress.metric(REQUESTS, route="/webhooks/omicall", status="401") == 1
         assert ingress.metric(REQUESTS, route=BY_PATH, status="401") == 3
         assert ingress.metric(REQUESTS, route=BY_PATH, status="500") is None
+
+
+async def test_a_client_leaving_mid_body_is_counted_apart_and_not_logged_as_an_error(
+    kafka_bootstrap: str, service_log: io.StringIO
+) -> None:
+    async with serving_ingress(ingress_settings(kafka_bootstrap)) as ingress:
+        _, writer = await asyncio.open_connection("127.0.0.1", ingress.port)
+        writer.write(_request(b"/webhooks/omicall/" + TOKEN.encode(), body=b'{"a"', length=1000))
+        await writer.drain()
+        in_flight = "callstream_ingress_in_flight_requests"
+        await wait_until(lambda: ingress.metric(in_flight) == 1, "the handler reading the body")
+        writer.close()
+        await wait_until(
+            lambda: ingress.metric(REQUESTS, route=BY_PATH, status="client_closed") == 1,
+            "the request counted as client_closed",
+        )
+        assert ingress.metric(in_flight) == 0
+        assert ingress.metric(REQUESTS, route=BY_PATH, status="500") is None
+    # aiohttp's access log has its line, as for every request; nothing else is above debug.
+    lines = [line for line in _ours(_lines(service_log)) if line["logger"] != "aiohttp.access"]
+    assert any(line["level"] == "debug" for line in lines), lines  # logged, quietly
+    assert [line for line in lines if line["level"] != "debug" or "exc" in line] == []
 
 
 async def test_a_clients_malformed_http_is_one_warning_line_without_its_token(
