@@ -1,13 +1,16 @@
-"""Structured (JSON) log lines for the services: one object per line on stderr."""
+"""Structured (JSON) log lines for the services: one object per line on stderr, no token in any."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
+from aiohttp.http import HttpProcessingError
+
+from callstream.redact import RedactTokens
 
 # Attributes every LogRecord has; anything else passed with ``extra=`` is a field of the line.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -27,15 +30,43 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = record.exc_text
         return orjson.dumps(line, default=str).decode()
 
 
-def configure_json_logging(level: str = "INFO") -> None:
-    """Route the root logger to stderr as JSON lines (idempotent)."""
-    handler = logging.StreamHandler(sys.stderr)
+class ClientProtocolErrors(logging.Filter):
+    """aiohttp logs a client's malformed HTTP (a bad request line or header, a URL over 8 KiB) as
+    an ERROR with a traceback, as if the server had failed. The client did: one warning line with
+    the parser's reason (its first line; the rest quotes the request), no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and record.name.startswith("aiohttp."):
+            reason = error.message.strip().partition("\n")[0].rstrip(":")
+            record.msg = f"{record.getMessage()}: {reason}"
+            record.args = record.exc_info = record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+        return True
+
+
+def json_log_handler(stream: TextIO) -> logging.Handler:
+    """JSON lines on ``stream``: clients' protocol errors as warnings, every line redacted."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(ClientProtocolErrors())
+    handler.addFilter(RedactTokens())  # last: it sees the text the line will show
+    return handler
+
+
+def configure_json_logging(level: str = "INFO") -> None:
+    """Route the root logger to stderr as JSON lines (idempotent); the handler's filters see
+    every record, aiohttp's own included."""
+    handler = json_log_handler(sys.stderr)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

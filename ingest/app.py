@@ -27,8 +27,8 @@ from callstream.ingest.auth import (
     source_allowed,
     verify_signature,
 )
-from callstream.ingest.body import BodyTooLarge, BodyUnreadable, read_limited
-from callstream.ingest.metrics import IngressMetrics
+from callstream.ingest.body import BodyTooLarge, BodyUnreadable, ClientGone, read_limited
+from callstream.ingest.metrics import CLIENT_CLOSED, IngressMetrics
 from callstream.ingest.openapi import openapi_document
 from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
 from callstream.ingest.settings import IngressSettings
@@ -138,10 +138,16 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = _route_name(request)
     started = time.perf_counter()
     metrics.in_flight.inc()
+    status: int | str | None = None  # the metric's label, when it is not the response's status
     try:
         response = await handler(request)
     except Refusal as refusal:
         response = error_response(refusal)
+    except ClientGone as gone:
+        # The client's doing, and there is nobody to answer: counted apart, not logged as ours.
+        log.debug(str(gone), extra={"route": route})
+        status = CLIENT_CLOSED
+        response = error_response(Refusal(400, CLIENT_CLOSED, str(gone), close=True))
     except web.HTTPException as http_error:
         code = re.sub(r"\W+", "_", (http_error.reason or "error").lower()).strip("_")
         # Its own headers (Allow on a 405) but not its text/plain Content-Type: ours is JSON.
@@ -155,14 +161,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         metrics.in_flight.dec()
     elapsed = time.perf_counter() - started
-    metrics.observe_request(route, response.status, elapsed)
+    status = response.status if status is None else status
+    metrics.observe_request(route, status, elapsed)
     if request.app[SETTINGS].log_requests:
         log.info(
             "request",
             extra={
                 "method": request.method,
                 "route": route,
-                "status": response.status,
+                "status": status,
                 "ms": round(elapsed * 1000, 2),
             },
         )
@@ -204,7 +211,7 @@ async def _read_verified_body(request: web.Request, settings: IngressSettings) -
     try:
         body = await read_limited(request, settings.max_body_bytes)
     except BodyTooLarge as too_large:
-        raise Refusal(413, "payload_too_large", str(too_large)) from None
+        raise Refusal(413, "payload_too_large", str(too_large), close=True) from None
     except BodyUnreadable as unreadable:
         raise Refusal(400, "unreadable_body", str(unreadable), close=True) from None
     request.app[METRICS].received_bytes.inc(len(body))

@@ -19,6 +19,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 SIGNATURE_TOLERANCE_S = 300  # Standard Webhooks / Svix default: 5 minutes
 SIGNATURE_VERSION = "v1"
+# Unix seconds have 10 digits until the year 2286: a longer webhook-timestamp is no clock's, and
+# hundreds of digits would overflow the float arithmetic of the tolerance check.
+_TIMESTAMP_MAX_DIGITS = 15
 
 
 class AuthConfigError(ValueError):
@@ -29,8 +32,14 @@ class SignatureError(Exception):
     """The request's Standard Webhooks signature is missing, stale or wrong."""
 
 
+def _encode(text: str) -> bytes:
+    """UTF-8 that never raises: a header's non-UTF-8 byte reaches us as a lone surrogate (aiohttp
+    decodes with surrogateescape), and such a header must be refused (401), not crash (500)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
+    return hashlib.sha256(_encode(value)).digest()
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ def parse_signing_secret(secret: str) -> bytes:
 
 def sign(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
     """``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``: what a signing relay sends."""
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    mac = hmac.new(key, _encode(f"{msg_id}.{timestamp}.") + body, hashlib.sha256).digest()
     return f"{SIGNATURE_VERSION},{base64.b64encode(mac).decode()}"
 
 
@@ -99,16 +108,14 @@ def verify_signature(
     """
     if not msg_id or not timestamp or not signatures:
         raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
-        raise SignatureError("webhook-timestamp is not an integer") from None
-    if abs(now - sent_at) > tolerance_s:
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        raise SignatureError("webhook-timestamp is not an integer")
+    if len(timestamp) > _TIMESTAMP_MAX_DIGITS or abs(now - int(timestamp)) > tolerance_s:
         raise SignatureError(f"webhook-timestamp is more than {tolerance_s} s from now")
     expected = sign(key, msg_id, timestamp, body).encode()
     found = False
     for candidate in signatures.split():
-        found |= hmac.compare_digest(candidate.encode(), expected)
+        found |= hmac.compare_digest(_encode(candidate), expected)
     if not found:
         raise SignatureError("no webhook-signature matches")
 

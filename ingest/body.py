@@ -14,19 +14,37 @@ class BodyUnreadable(Exception):
     then close the connection."""
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its body was read: nobody to answer."""
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than ``limit`` bytes are announced or
     read; memory stays bounded by ``limit`` even when Content-Length lies or is absent. A gzip
-    or deflate body is decompressed as it is read, and the limit holds for what comes out."""
+    or deflate body is decompressed as it is read, and the limit holds for what comes out.
+
+    After BodyTooLarge or BodyUnreadable the rest of the body stays unread: answer with
+    ``Connection: close``."""
     try:
         return await _read(request, limit)
+    except BodyTooLarge:
+        _abandon(request)
+        raise
     except web.HTTPRequestEntityTooLarge:  # aiohttp's own limit, on the decompressed bytes
+        _abandon(request)
         raise BodyTooLarge(f"body exceeds {limit} bytes once decompressed") from None
     except web.RequestPayloadError as unreadable:
-        # Ended here: after the response aiohttp would read the failed stream again, and log
-        # its error as unhandled. The connection must close: the rest of the body is unparsed.
-        request.content.feed_eof()
+        _abandon(request)
         raise BodyUnreadable(str(unreadable).replace("\n", " ").strip()) from None
+    except ConnectionError:  # aiohttp's "Connection lost", or the socket's own reset
+        raise ClientGone("the client closed the connection during its body") from None
+
+
+def _abandon(request: web.Request) -> None:
+    """End the body stream here. Otherwise, after the response, aiohttp reads the failed stream
+    again and logs its error as unhandled, or reads and discards the unread rest of the body
+    for up to 10 s ("lingering") before it closes the connection."""
+    request.content.feed_eof()
 
 
 async def _read(request: web.Request, limit: int) -> bytes:

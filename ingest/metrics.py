@@ -8,6 +8,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# The status label of a request whose client closed the connection before its body was read:
+# no response was sent, and no fault of ours.
+CLIENT_CLOSED = "client_closed"
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -32,7 +35,7 @@ class IngressMetrics:
     def observe_published(self, topic: str) -> None:
         self._child(self.published, topic).inc()
 
-    def observe_request(self, route: str, status: int, seconds: float) -> None:
+    def observe_request(self, route: str, status: int | str, seconds: float) -> None:
         self._child(self.requests, route, str(status)).inc()
         self._child(self.request_seconds, route).observe(seconds)
 
@@ -43,7 +46,7 @@ class IngressMetrics:
             registry=registry,
             requests=Counter(
                 "callstream_ingress_requests",
-                "HTTP requests by route and status",
+                f"HTTP requests by route and status ({CLIENT_CLOSED}: the client left mid-body)",
                 ["route", "status"],
                 registry=registry,
             ),

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callstream.ingest.app import create_app
+from callstream.ingest.app import METRICS, PUBLISHER, create_app
 from callstream.ingest.auth import TokenSet
 from callstream.ingest.settings import IngressSettings
 from callstream.schemas.topics import topic_names
@@ -69,3 +71,53 @@ async def running_ingress(
         yield Ingress(client, settings.bootstrap_servers, topics)
     finally:
         await client.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    """The ingress on 127.0.0.1:``port``, and its app (to read its metrics)."""
+
+    app: web.Application
+    port: int
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.app[METRICS].registry.get_sample_value(name, labels)
+
+
+@asynccontextmanager
+async def serving_ingress(settings: IngressSettings) -> AsyncIterator[Served]:
+    """The ingress served as ``web.run_app`` serves it (unlike aiohttp's TestServer, a handler
+    is not cancelled when its client leaves), aiohttp's access log on; connected to Kafka."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        listening = socket.create_server(("127.0.0.1", 0))
+        await web.SockSite(runner, listening).start()
+        publisher = runner.app[PUBLISHER]
+        await wait_until(lambda: publisher.ready(settings.ready_window_s), "Kafka", 30.0)
+        yield Served(runner.app, listening.getsockname()[1])
+    finally:
+        await runner.cleanup()
+
+
+async def exchange(port: int, request: bytes, close_within_s: float = 10.0) -> bytes:
+    """Send ``request``, bytes as they are, on a new connection: what the server answers until
+    it closes the connection, which it must do within ``close_within_s`` of the request."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(close_within_s):
+            return await reader.read()
+    except TimeoutError:
+        raise AssertionError(f"the connection was still open after {close_within_s} s") from None
+    finally:
+        writer.close()
+
+
+async def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

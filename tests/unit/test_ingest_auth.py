@@ -35,6 +35,14 @@ def test_every_configured_token_is_accepted_and_nothing_else() -> None:
     assert not tokens.matches(None)
 
 
+def test_a_token_with_a_non_utf8_byte_is_refused_not_an_error() -> None:
+    # aiohttp decodes a header's non-UTF-8 byte as a lone surrogate (surrogateescape).
+    tokens = TokenSet.parse(OLD)
+    assert not tokens.matches("\udcff")
+    assert not tokens.matches(OLD + "\udcff")
+    assert not tokens.matches("\ud800")
+
+
 def test_token_set_never_shows_its_tokens() -> None:
     tokens = TokenSet.parse(OLD)
     assert OLD not in repr(tokens)
@@ -96,13 +104,18 @@ def test_timestamps_outside_five_minutes_are_refused(now: int, ok: bool) -> None
         ("m", None, "v1,x", "required"),
         ("m", "1", None, "required"),
         ("m", "soon", "v1,x", "not an integer"),
+        ("m", "+1700000000", "v1,x", "not an integer"),
+        ("m", "9" * 400, "v1,x", "300 s"),  # an int, but float(now) - it overflowed
+        ("m", "1700000000\udcff", "v1,x", "not an integer"),
+        ("m\udcff", "1700000000", "v1,x", "no webhook-signature matches"),
+        ("m", "1700000000", "v1,\udcff", "no webhook-signature matches"),
     ],
 )
 def test_missing_or_garbled_signature_headers(
     msg_id: str | None, timestamp: str | None, signature: str | None, message: str
 ) -> None:
     with pytest.raises(SignatureError, match=message):
-        verify_signature(KEY, msg_id, timestamp, signature, b"{}", now=1)
+        verify_signature(KEY, msg_id, timestamp, signature, b"{}", now=1700000000.0)
 
 
 PROXIES = parse_networks("10.0.0.0/8, 192.168.1.1", "CALLSTREAM_TRUSTED_PROXIES")
