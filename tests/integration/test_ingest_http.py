@@ -315,4 +315,7 @@ async def test_a_gzip_body_is_read_decompressed_and_held_to_the_limit(
     assert (not_gzip.status, not_gzip_body["error"]) == (400, "unreadable_body")
     assert not_gzip.headers["Connection"] == "close"  # the rest of its body is unparsed
     assert (too_large.status, too_large_body["error"]) == (413, "payload_too_large")
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    # The server's loggers only: the test's own consumer may log a new topic's leader moving.
+    served = ("aiohttp", "callstream")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(served)]
+    assert not errors, caplog.text
