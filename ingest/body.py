@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 
@@ -14,12 +16,20 @@ class BodyUnreadable(Exception):
     then close the connection."""
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
+class BodyTimeout(Exception):
+    """The body did not arrive in time (a slow or stalled sender): answer 408, then close."""
+
+
+async def read_limited(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than ``limit`` bytes are announced or
     read; memory stays bounded by ``limit`` even when Content-Length lies or is absent. A gzip
-    or deflate body is decompressed as it is read, and the limit holds for what comes out."""
+    or deflate body is decompressed as it is read, and the limit holds for what comes out.
+    BodyTimeout when the whole body took longer than ``timeout_s``, however it trickled."""
     try:
-        return await _read(request, limit)
+        async with asyncio.timeout(timeout_s):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise BodyTimeout(f"the body did not arrive within {timeout_s:g} s") from None
     except web.HTTPRequestEntityTooLarge:  # aiohttp's own limit, on the decompressed bytes
         raise BodyTooLarge(f"body exceeds {limit} bytes once decompressed") from None
     except web.RequestPayloadError as unreadable:

@@ -16,7 +16,8 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from callstream.ingest.app import create_app
+from callstream.ingest.app import METRICS, create_app
+from callstream.ingest.connections import ConnectionGate
 from callstream.ingest.settings import IngressSettings
 from callstream.logs import configure_json_logging
 from callstream.settings import SettingsError, env_int
@@ -38,16 +39,30 @@ async def listening(
 ) -> AsyncIterator[int]:
     """Serve ``app`` on ``host:port`` for the block (it gets the bound port), then shut down as
     ``web.run_app`` does: stop accepting, close idle connections, let in-flight requests finish
-    (up to SHUTDOWN_GRACE_S), run the app's cleanup."""
+    (up to SHUTDOWN_GRACE_S), run the app's cleanup. Connections pass the ConnectionGate
+    (connection bound, header deadline); aiohttp closes idle keep-alive ones."""
+    gate = ConnectionGate(
+        app[METRICS],
+        max_connections=settings.max_connections,
+        header_timeout_s=settings.header_timeout_s,
+    )
+    app.middlewares.insert(0, gate.middleware)
     runner = web.AppRunner(
-        app, access_log=None, keepalive_timeout=75.0, shutdown_timeout=SHUTDOWN_GRACE_S
+        app,
+        access_log=None,
+        keepalive_timeout=settings.keepalive_timeout_s,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
     )
     await runner.setup()
     try:
         if runner.server is None:
             raise RuntimeError("AppRunner.setup() made no server")
         server = await asyncio.get_running_loop().create_server(
-            runner.server, host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port or None
+            gate.protocol_factory(runner.server),
+            host,
+            port,
+            backlog=LISTEN_BACKLOG,
+            reuse_port=reuse_port or None,
         )
         try:
             yield server.sockets[0].getsockname()[1]
