@@ -17,8 +17,7 @@ from http import HTTPStatus
 from typing import cast
 
 import orjson
-from aiohttp import web
-from aiohttp.streams import StreamReader
+from aiohttp import StreamReader, web
 
 from callstream.ingest.app import RETRY_AFTER_S, Handler
 from callstream.ingest.metrics import IngressMetrics
