@@ -27,7 +27,13 @@ from callstream.ingest.auth import (
     source_allowed,
     verify_signature,
 )
-from callstream.ingest.body import BodyTooLarge, BodyUnreadable, ClientGone, read_limited
+from callstream.ingest.body import (
+    BodyTimeout,
+    BodyTooLarge,
+    BodyUnreadable,
+    ClientGone,
+    read_limited,
+)
 from callstream.ingest.metrics import CLIENT_CLOSED, IngressMetrics
 from callstream.ingest.openapi import openapi_document
 from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
@@ -209,7 +215,9 @@ def _authenticate(request: web.Request, settings: IngressSettings) -> str:
 async def _read_verified_body(request: web.Request, settings: IngressSettings) -> bytes:
     """The body under the size limit, its signature checked when a signing secret is set."""
     try:
-        body = await read_limited(request, settings.max_body_bytes)
+        body = await read_limited(request, settings.max_body_bytes, settings.body_timeout_s)
+    except BodyTimeout as late:
+        raise Refusal(408, "body_timeout", str(late), close=True) from None
     except BodyTooLarge as too_large:
         raise Refusal(413, "payload_too_large", str(too_large), close=True) from None
     except BodyUnreadable as unreadable:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 
@@ -14,19 +16,28 @@ class BodyUnreadable(Exception):
     then close the connection."""
 
 
+class BodyTimeout(Exception):
+    """The body did not arrive in time (a slow or stalled sender): answer 408, then close."""
+
+
 class ClientGone(Exception):
     """The client closed the connection before its body was read: nobody to answer."""
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
+async def read_limited(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than ``limit`` bytes are announced or
     read; memory stays bounded by ``limit`` even when Content-Length lies or is absent. A gzip
     or deflate body is decompressed as it is read, and the limit holds for what comes out.
+    BodyTimeout when the whole body took longer than ``timeout_s``, however it trickled.
 
-    After BodyTooLarge or BodyUnreadable the rest of the body stays unread: answer with
-    ``Connection: close``."""
+    After BodyTooLarge, BodyTimeout or BodyUnreadable the rest of the body stays unread: answer
+    with ``Connection: close``."""
     try:
-        return await _read(request, limit)
+        async with asyncio.timeout(timeout_s):
+            return await _read(request, limit)
+    except TimeoutError:
+        _abandon(request)
+        raise BodyTimeout(f"the body did not arrive within {timeout_s:g} s") from None
     except BodyTooLarge:
         _abandon(request)
         raise

@@ -23,6 +23,8 @@ class IngressMetrics:
     in_flight: Gauge
     received_bytes: Counter
     published: Counter
+    open_connections: Gauge
+    closed_connections: Counter
     # Labelled children, looked up once per metric and labels: .labels() takes a lock each call.
     _children: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
@@ -34,6 +36,10 @@ class IngressMetrics:
 
     def observe_published(self, topic: str) -> None:
         self._child(self.published, topic).inc()
+
+    def observe_closed(self, reason: str) -> None:
+        """A connection the ingress closed on its own: ``over_limit``, ``header_timeout``."""
+        self._child(self.closed_connections, reason).inc()
 
     def observe_request(self, route: str, status: int | str, seconds: float) -> None:
         self._child(self.requests, route, str(status)).inc()
@@ -77,6 +83,18 @@ class IngressMetrics:
                 "callstream_ingress_published_records",
                 "records acknowledged by Kafka, by topic",
                 ["topic"],
+                registry=registry,
+            ),
+            open_connections=Gauge(
+                "callstream_ingress_open_connections",
+                "client connections open now (this process)",
+                registry=registry,
+            ),
+            closed_connections=Counter(
+                "callstream_ingress_closed_connections",
+                "connections the ingress closed on its own: over_limit (refused, 503), "
+                "header_timeout (request headers too slow)",
+                ["reason"],
                 registry=registry,
             ),
         )

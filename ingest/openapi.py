@@ -66,12 +66,19 @@ def _webhook_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[s
             ),
             "401": _error("missing or wrong token or signature; nothing published"),
             "403": _error("source address not in CALLSTREAM_ALLOWED_CIDRS"),
+            "408": _error(
+                "headers or body too slow (CALLSTREAM_HEADER_TIMEOUT, CALLSTREAM_BODY_TIMEOUT);"
+                " the connection is closed"
+            ),
             "413": _error("body over the limit (default 64 KiB; once decompressed)"),
             "415": _error("Content-Type is not JSON"),
             "422": _error(
                 "a JSON object that is neither a live event nor a CDR; kept on omicall.rejected"
             ),
-            "503": _error("Kafka did not acknowledge in time; retry after Retry-After"),
+            "503": _error(
+                "Kafka did not acknowledge in time, or the process has CALLSTREAM_MAX_CONNECTIONS"
+                " open; retry after Retry-After"
+            ),
         },
     }
 

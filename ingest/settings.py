@@ -35,6 +35,10 @@ class IngressSettings:
     log_requests: bool = False
     log_level: str = "INFO"
     replication_factor: int = 1
+    header_timeout_s: float = 10.0  # a request's line and headers, from its first byte
+    body_timeout_s: float = 30.0  # the whole body, once the headers are in
+    keepalive_timeout_s: float = 75.0  # an idle keep-alive connection between requests
+    max_connections: int = 1000  # open connections per process; more are refused (503)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IngressSettings:
@@ -57,9 +61,21 @@ class IngressSettings:
             log_requests=env_bool(env, "CALLSTREAM_LOG_REQUESTS", default=False),
             log_level=env_log_level(env),
             replication_factor=env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1),
+            header_timeout_s=env_float(env, "CALLSTREAM_HEADER_TIMEOUT", 10.0),
+            body_timeout_s=env_float(env, "CALLSTREAM_BODY_TIMEOUT", 30.0),
+            keepalive_timeout_s=env_float(env, "CALLSTREAM_KEEPALIVE_TIMEOUT", 75.0),
+            max_connections=env_int(env, "CALLSTREAM_MAX_CONNECTIONS", 1000),
         )
         if settings.max_body_bytes < 1024:
             raise SettingsError("CALLSTREAM_MAX_BODY_BYTES must be at least 1024")
-        if settings.send_timeout_s <= 0:
-            raise SettingsError("CALLSTREAM_SEND_TIMEOUT must be positive")
+        for name, seconds in (
+            ("CALLSTREAM_SEND_TIMEOUT", settings.send_timeout_s),
+            ("CALLSTREAM_HEADER_TIMEOUT", settings.header_timeout_s),
+            ("CALLSTREAM_BODY_TIMEOUT", settings.body_timeout_s),
+            ("CALLSTREAM_KEEPALIVE_TIMEOUT", settings.keepalive_timeout_s),
+        ):
+            if seconds <= 0:
+                raise SettingsError(f"{name} must be positive")
+        if settings.max_connections < 1:
+            raise SettingsError("CALLSTREAM_MAX_CONNECTIONS must be at least 1")
         return settings

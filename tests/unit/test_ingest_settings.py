@@ -23,6 +23,9 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == 64 * 1024
     assert settings.send_timeout_s == 5.0
     assert settings.log_requests is False
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (10.0, 30.0)
+    assert settings.keepalive_timeout_s == 75.0
+    assert settings.max_connections == 1000
     assert TOKEN not in repr(settings)
 
 
@@ -40,6 +43,10 @@ def test_everything_set() -> None:
             "CALLSTREAM_SEND_TIMEOUT": "1.5",
             "CALLSTREAM_LOG_REQUESTS": "yes",
             "CALLSTREAM_LOG_LEVEL": "debug",
+            "CALLSTREAM_HEADER_TIMEOUT": "2.5",
+            "CALLSTREAM_BODY_TIMEOUT": "7",
+            "CALLSTREAM_KEEPALIVE_TIMEOUT": "30",
+            "CALLSTREAM_MAX_CONNECTIONS": "64",
         }
     )
     assert settings.tokens.matches("u" * 20)
@@ -52,6 +59,9 @@ def test_everything_set() -> None:
     assert settings.send_timeout_s == 1.5
     assert settings.log_requests is True
     assert settings.log_level == "DEBUG"
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (2.5, 7.0)
+    assert settings.keepalive_timeout_s == 30.0
+    assert settings.max_connections == 64
     assert "k" * 32 not in repr(settings)
 
 
@@ -62,6 +72,11 @@ def test_everything_set() -> None:
         ({"CALLSTREAM_ALLOWED_CIDRS": "everyone"}, AuthConfigError, "not a CIDR"),
         ({"CALLSTREAM_MAX_BODY_BYTES": "10"}, SettingsError, "at least 1024"),
         ({"CALLSTREAM_SEND_TIMEOUT": "0"}, SettingsError, "positive"),
+        ({"CALLSTREAM_HEADER_TIMEOUT": "0"}, SettingsError, "HEADER_TIMEOUT must be positive"),
+        ({"CALLSTREAM_BODY_TIMEOUT": "-1"}, SettingsError, "BODY_TIMEOUT must be positive"),
+        ({"CALLSTREAM_KEEPALIVE_TIMEOUT": "0"}, SettingsError, "KEEPALIVE_TIMEOUT must be pos"),
+        ({"CALLSTREAM_MAX_CONNECTIONS": "0"}, SettingsError, "at least 1"),
+        ({"CALLSTREAM_MAX_CONNECTIONS": "many"}, SettingsError, "not an integer"),
         ({"CALLSTREAM_LOG_REQUESTS": "maybe"}, SettingsError, "not a boolean"),
     ],
 )
