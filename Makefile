@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # mypy --strict covers the typed core; the Faust shells join it as they land.
 TYPED := callstream
 
-.PHONY: install run test test-reliability lint typecheck pytest bench kafka-fetch clean
+.PHONY: install run test test-reliability lint typecheck pytest bench bench-tools kafka-fetch clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callstream needs Python 3.11+: run make with PYTHON=python3.11")'
@@ -41,12 +41,16 @@ test: lint typecheck pytest
 # Each prints a table and writes bench/results/<name>.json, and exits 1 when a target is missed;
 # all three run, then the target fails if any did. The ingress runs as on a 2-core host: two
 # processes (README, Performance).
-bench: kafka-fetch
+bench: kafka-fetch bench-tools
 	@status=0; \
 	$(BIN)/python -m bench.parse || status=1; \
 	$(BIN)/python -m bench.ingest --processes 2 --connections 64 || status=1; \
 	$(BIN)/python -m bench.processors || status=1; \
 	exit $$status
+
+# bench.ingest's load generator, wrk: installed from Debian's packages when missing.
+bench-tools:
+	@bench/install-wrk
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1, help="ingress processes")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        print(
+            "wrk is not installed: `make bench` installs it, or apt-get install wrk",
+            file=sys.stderr,
+        )
         return 2
 
     env = dict(os.environ)

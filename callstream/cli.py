@@ -14,6 +14,7 @@ from callstream.kafka import broker
 from callstream.kafka.fetch import FetchError, fetch
 from callstream.kafka.java import JavaError
 from callstream.kafka.release import ReleaseError
+from callstream.kafka.topiccheck import TopicMismatch
 from callstream.processors.runtime import run_worker
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.cli import add_schemas_cli
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         JavaError,
         ReleaseError,
         SettingsError,
+        TopicMismatch,
     ) as exc:
         _progress(f"error: {exc}")
         return 1

@@ -38,7 +38,8 @@ from callstream.ingest.metrics import CLIENT_CLOSED, IngressMetrics
 from callstream.ingest.openapi import openapi_document
 from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
 from callstream.ingest.settings import IngressSettings
-from callstream.kafka.admin import ensure_topics
+from callstream.kafka.admin import prepare_topics
+from callstream.kafka.topiccheck import registry_topics
 from callstream.schemas.errors import PayloadKind, WebhookParseError
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
@@ -46,7 +47,6 @@ from callstream.schemas.topics import (
     CALL_EVENTS,
     CDRS,
     REJECTED,
-    topic,
     topic_for_kind,
     topic_names,
 )
@@ -299,11 +299,13 @@ async def receive_webhook(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """503 until the producer is connected and the broker answered recently."""
+    """503 until the producer is connected with its topics prepared, and while the broker has
+    not answered recently; the detail says which."""
     settings = request.app[SETTINGS]
     if request.app[PUBLISHER].ready(settings.ready_window_s):
         return _json({"status": "ready"})
-    raise Refusal(503, "not_ready", "Kafka is not reachable", {"Retry-After": RETRY_AFTER_S})
+    reason = request.app[PUBLISHER].unready_reason
+    raise Refusal(503, "not_ready", reason, {"Retry-After": RETRY_AFTER_S})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -325,10 +327,9 @@ def create_app(settings: IngressSettings, publisher: Publisher | None = None) ->
         settings.bootstrap_servers,
         send_timeout_s=settings.send_timeout_s,
         linger_ms=settings.linger_ms,
-        prepare=lambda: ensure_topics(
+        prepare=lambda: prepare_topics(
             settings.bootstrap_servers,
-            [topic(name) for name in INGRESS_TOPICS],
-            settings.topic_prefix,
+            registry_topics(INGRESS_TOPICS, settings.topic_prefix),
             settings.replication_factor,
         ),
     )

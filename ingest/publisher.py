@@ -2,7 +2,9 @@
 
 An idempotent aiokafka send can wait forever when the broker is gone (its batches no longer
 expire), so each send has its own deadline and the caller answers 503. The producer connects in
-the background: the ingress starts, and recovers, whether or not the broker is up.
+the background: the ingress starts, and recovers, whether or not the broker is up. Nothing is
+published before the topics are prepared (created, checked): the broker creates none itself,
+and wrong ones would split a call in two.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from callstream.kafka.partitioning import default_partition
+from callstream.kafka.topiccheck import TopicMismatch
 
 log = logging.getLogger("callstream.ingest.publisher")
 
 Headers = list[tuple[str, bytes]]
 RECONNECT_BACKOFF_S = 1.0
+PREPARE_RETRY_S = 5.0  # topics that are wrong: an operator has to fix them first
+NOT_CONNECTED = "not connected to Kafka yet"
+NOT_REACHABLE = "Kafka is not reachable"
+NOT_PREPARED = "Kafka's topics could not be created (see the ingress log)"
+MISMATCHED = "Kafka's topics are not what callstream needs (see the ingress log)"
 HEARTBEAT_INTERVAL_S = 2.0
 
 
@@ -48,7 +56,8 @@ class Publisher:
         linger_ms: int,
         prepare: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        """``prepare`` runs once connected, before the publisher is ready (creating topics)."""
+        """``prepare`` runs once connected, before the publisher is ready (creating and
+        checking topics); it is retried until it succeeds, and nothing is published before."""
         self._bootstrap = bootstrap_servers
         self._prepare = prepare
         self._send_timeout_s = send_timeout_s
@@ -58,6 +67,8 @@ class Publisher:
         self._heartbeat: asyncio.Task[None] | None = None
         self._last_broker_contact = float("-inf")
         self._closing = False
+        self._first_attempt: asyncio.Future[None] | None = None
+        self._unready = NOT_CONNECTED
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -72,30 +83,74 @@ class Publisher:
         )
 
     async def start(self) -> None:
-        """Begin connecting in the background; returns at once."""
+        """Connect in the background; returns once the first attempt is over, connected or not.
+        Raises TopicMismatch when the broker answered and the topics are wrong: the ingress
+        must not start on them."""
+        self._first_attempt = asyncio.get_running_loop().create_future()
         self._connector = asyncio.create_task(self._connect_forever(), name="kafka-connect")
         self._heartbeat = asyncio.create_task(self._heartbeat_forever(), name="kafka-heartbeat")
+        try:
+            await self._first_attempt
+        except TopicMismatch:
+            await self.stop()
+            raise
+
+    def _attempted(self, error: TopicMismatch | None = None) -> bool:
+        """Tell ``start`` the first attempt is over; False when it was told already."""
+        first = self._first_attempt
+        if first is None or first.done():
+            return False
+        if error is None:
+            first.set_result(None)
+        else:
+            first.set_exception(error)
+        return True
 
     async def _connect_forever(self) -> None:
+        try:
+            await self._connect()
+        finally:
+            self._attempted()  # whatever happened, ``start`` must not wait for ever
+
+    async def _connect(self) -> None:
         while not self._closing:
             producer = self._new_producer()
             try:
                 await producer.start()
             except KafkaError as exc:
                 log.warning("kafka not reachable yet", extra={"error": repr(exc)})
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                await self._not_ready(producer, NOT_REACHABLE)
                 await asyncio.sleep(RECONNECT_BACKOFF_S)
                 continue
             if self._prepare is not None:
                 try:
                     await self._prepare()
+                except TopicMismatch as mismatch:
+                    if await self._not_ready(producer, MISMATCHED, mismatch):
+                        return  # the first attempt: start() raises it
+                    log.error("topics are wrong", extra={"error": str(mismatch)})
+                    await asyncio.sleep(PREPARE_RETRY_S)
+                    continue
                 except Exception as exc:
                     log.warning("could not prepare topics", extra={"error": repr(exc)})
+                    await self._not_ready(producer, NOT_PREPARED)
+                    await asyncio.sleep(RECONNECT_BACKOFF_S)
+                    continue
             self._producer = producer
             self._last_broker_contact = time.monotonic()
+            self._attempted()
             log.info("kafka producer connected", extra={"bootstrap": self._bootstrap})
             return
+
+    async def _not_ready(
+        self, producer: AIOKafkaProducer, reason: str, error: TopicMismatch | None = None
+    ) -> bool:
+        """Close ``producer`` and keep why the publisher is not ready; then end the first
+        attempt, with ``error`` for ``start`` to raise. False when the first attempt was over."""
+        self._unready = reason
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        return self._attempted(error)
 
     async def _heartbeat_forever(self) -> None:
         """Ask the broker for metadata now and then, so readiness reflects a dead broker."""
@@ -115,11 +170,16 @@ class Publisher:
             self._producer is not None and time.monotonic() - self._last_broker_contact <= window_s
         )
 
+    @property
+    def unready_reason(self) -> str:
+        """Why ``ready`` says no: not connected, topics not prepared, or no recent answer."""
+        return self._unready if self._producer is None else NOT_REACHABLE
+
     async def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Ack:
         """Send and wait for the broker's ack, or raise PublishUnavailable by the deadline."""
         producer = self._producer
         if producer is None:
-            raise PublishUnavailable("not connected to Kafka yet")
+            raise PublishUnavailable(self._unready)
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path.
             async with asyncio.timeout(self._send_timeout_s):
@@ -148,6 +208,7 @@ class Publisher:
         if current is None or current is not broken or self._closing:
             return
         self._producer = None
+        self._unready = NOT_CONNECTED
         asyncio.create_task(current.stop())  # noqa: RUF006 - fire and forget; errors are moot
         self._connector = asyncio.create_task(self._connect_forever(), name="kafka-connect")
 

@@ -60,6 +60,7 @@ log = logging.getLogger("callstream.processors")
 
 OUTPUT_TOPICS = (CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED)
 COMMANDS = "commands"  # internal topic: <app id>-commands
+TABLE = "call-state"  # its changelog: <app id>-call-state-changelog
 EXPIRE, EVICT = b"expire", b"evict"
 RECEIVED_AT_HEADER = "callstream-received-at-ms"
 PRODUCER_LINGER_S = 0.005
@@ -106,6 +107,11 @@ def _ready(app: faust.App) -> bool:
 
 def commands_topic_name(app_id: str) -> str:
     return f"{app_id}-{COMMANDS}"
+
+
+def changelog_topic_name(app_id: str) -> str:
+    """The name faust gives the table's changelog topic (an app of version 1)."""
+    return f"{app_id}-{TABLE}-changelog"
 
 
 def _brokers(bootstrap_servers: str) -> list[str]:
@@ -210,7 +216,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     )
     source = app.topic(names[CALL_EVENTS], names[CDRS], **RAW)
     table = app.Table(
-        "call-state",
+        TABLE,
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,

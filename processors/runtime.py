@@ -1,4 +1,5 @@
-"""Run the worker: create missing topics, then the Faust worker until SIGINT/SIGTERM."""
+"""Run the worker: create missing topics and check them all, then the Faust worker until
+SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import logging
 import time
 
 import faust
-from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 
-from callstream.kafka.admin import create_missing, ensure_topics
-from callstream.processors.app import commands_topic_name, create_worker_app
+from callstream.kafka.admin import prepare_topics
+from callstream.kafka.topiccheck import WantedTopic, registry_topics
+from callstream.processors.app import (
+    changelog_topic_name,
+    commands_topic_name,
+    create_worker_app,
+)
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.topics import CALL_EVENTS, TOPICS, topic
 
@@ -19,31 +24,32 @@ log = logging.getLogger("callstream.processors")
 TOPICS_DEADLINE_S = 60.0
 
 
-def _commands_topic(settings: WorkerSettings) -> NewTopic:
-    """The agent's internal commands topic. faust would declare it itself, but while the worker
-    joins its group: under load the first assignment missed it, and the timer's commands went
-    unread until a later rebalance."""
-    return NewTopic(
-        commands_topic_name(settings.app_id),
-        num_partitions=topic(CALL_EVENTS).partitions,
-        replication_factor=settings.replication_factor,
-    )
+def worker_topics(settings: WorkerSettings) -> list[WantedTopic]:
+    """Every topic the worker uses: the registry's, and two internal ones that hold a call's
+    records on its input partition, so they are joined too. The agent's commands topic: faust
+    would declare it itself, but while the worker joins its group, and under load the first
+    assignment missed it, so the timer's commands went unread until a later rebalance. The
+    table's changelog: faust would create it as well, and never compare its partition count
+    with the inputs' (its check runs on faust's own table writes, which the worker does not
+    use)."""
+    partitions = topic(CALL_EVENTS).partitions
+    internal = [
+        WantedTopic(commands_topic_name(settings.app_id), partitions, "delete", joined=True),
+        WantedTopic(changelog_topic_name(settings.app_id), partitions, "compact", joined=True),
+    ]
+    return registry_topics([spec.name for spec in TOPICS], settings.topic_prefix) + internal
 
 
-async def _ensure_all_topics(settings: WorkerSettings) -> list[str]:
-    registry = await ensure_topics(
-        settings.bootstrap_servers, TOPICS, settings.topic_prefix, settings.replication_factor
-    )
-    return registry + await create_missing(settings.bootstrap_servers, [_commands_topic(settings)])
-
-
-def _ensure_topics(settings: WorkerSettings) -> None:
-    """The registry's topics and the commands topic, created if missing; waits (bounded) for
-    the broker to answer."""
+def prepare_worker_topics(settings: WorkerSettings) -> None:
+    """Create the worker's missing topics and check them all; waits (bounded) for the broker
+    to answer. Raises TopicMismatch when a topic is wrong: the worker must not start."""
     deadline = time.monotonic() + TOPICS_DEADLINE_S
+    wanted = worker_topics(settings)
     while True:
         try:
-            created = asyncio.run(_ensure_all_topics(settings))
+            created = asyncio.run(
+                prepare_topics(settings.bootstrap_servers, wanted, settings.replication_factor)
+            )
         except (KafkaError, OSError, TimeoutError) as exc:
             if time.monotonic() > deadline:
                 raise
@@ -57,7 +63,7 @@ def _ensure_topics(settings: WorkerSettings) -> None:
 
 def run_worker(settings: WorkerSettings) -> None:
     """Block until the worker is stopped."""
-    _ensure_topics(settings)
+    prepare_worker_topics(settings)
     app = create_worker_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     # At WARNING and above faust adds a terminal spinner that sets the root logger to DEBUG, so

@@ -115,6 +115,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
 )
 
+# Read together by the call-state join, which needs a call's records of both on the same
+# partition number: their partition counts must be equal, and the worker's table has as many.
+CO_PARTITIONED = (CALL_EVENTS, CDRS)
+
 _BY_NAME = {spec.name: spec for spec in TOPICS}
 _BY_KIND: dict[PayloadKind, str] = {"event": CALL_EVENTS, "cdr": CDRS}
 

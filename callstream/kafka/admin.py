@@ -1,25 +1,37 @@
-"""Create the registry's topics on a cluster, with their partitions, cleanup policy and
-retention, so nothing relies on the broker's auto-creation defaults."""
+"""Create the topics a service uses, with their partitions, cleanup policy and retention, and
+check those that exist (callstream/kafka/topiccheck.py), so nothing relies on the broker's
+auto-creation defaults or runs on topics that would split a call."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from callstream.kafka.topiccheck import FoundTopic, TopicMismatch, WantedTopic, topic_problems
 from callstream.schemas.topics import TopicSpec
 
 # aiokafka's NewTopic cannot ask for the cluster's default (-1), so callers say it; 1 suits the
 # single local broker, a production cluster wants 3 (CALLSTREAM_REPLICATION_FACTOR).
 DEFAULT_REPLICATION = 1
+CLEANUP_POLICY = "cleanup.policy"
 
 
-def topic_config(spec: TopicSpec) -> dict[str, str]:
-    """The Kafka topic configs of ``spec``."""
-    return {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(spec.retention_ms)}
+def new_topic(want: WantedTopic, replication_factor: int) -> NewTopic:
+    """The creation request of ``want``."""
+    configs = {CLEANUP_POLICY: want.cleanup_policy}
+    if want.retention_ms is not None:
+        configs["retention.ms"] = str(want.retention_ms)
+    return NewTopic(
+        want.name,
+        num_partitions=want.partitions,
+        replication_factor=replication_factor,
+        topic_configs=configs,
+    )
 
 
 async def ensure_topics(
@@ -30,32 +42,78 @@ async def ensure_topics(
 ) -> list[str]:
     """Create those of ``specs`` (named with ``prefix``) that do not exist; returns their names."""
     topics = [
-        NewTopic(
-            spec.full_name(prefix),
-            num_partitions=spec.partitions,
-            replication_factor=replication_factor,
-            topic_configs=topic_config(spec),
-        )
+        new_topic(WantedTopic.from_spec(spec, prefix, joined=False), replication_factor)
         for spec in specs
     ]
-    return await create_missing(bootstrap_servers, topics)
-
-
-async def create_missing(bootstrap_servers: str, topics: list[NewTopic]) -> list[str]:
-    """Create those of ``topics`` that do not exist and wait until they are visible; returns
-    their names. Another process creating one at the same moment is no error."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
+    admin = await _admin(bootstrap_servers)
     try:
-        existing = set(await admin.list_topics())
-        missing = [topic for topic in topics if topic.name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-            await _wait_visible(admin, {topic.name: topic.num_partitions for topic in missing})
-        return [topic.name for topic in missing]
+        return await _create_missing(admin, topics)
     finally:
         await admin.close()
+
+
+async def prepare_topics(
+    bootstrap_servers: str, wanted: Sequence[WantedTopic], replication_factor: int
+) -> list[str]:
+    """Create those of ``wanted`` that do not exist, then check them all; returns the names
+    created. Raises TopicMismatch, naming each problem and its fix, when one is wrong."""
+    admin = await _admin(bootstrap_servers)
+    try:
+        created = await _create_missing(
+            admin, [new_topic(want, replication_factor) for want in wanted]
+        )
+        found = await found_topics(admin, [want.name for want in wanted])
+    finally:
+        await admin.close()
+    problems = topic_problems(wanted, found, bootstrap_servers)
+    if problems:
+        raise TopicMismatch(problems)
+    return created
+
+
+async def found_topics(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, FoundTopic]:
+    """Partition count and cleanup policy of those of ``names`` that exist, by name."""
+    partitions = {
+        described["topic"]: len(described["partitions"])
+        for described in await admin.describe_topics(names)
+        if described["error_code"] == 0
+    }
+    if not partitions:
+        return {}
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, configs={CLEANUP_POLICY: None})
+        for name in partitions
+    ]
+    policies: dict[str, str] = {}
+    for response in await admin.describe_configs(resources):
+        for error_code, _message, _type, name, entries in response.resources:
+            if error_code:
+                raise for_code(error_code)(f"describing the configs of topic {name}")
+            for config_name, value, *_ in entries:
+                if config_name == CLEANUP_POLICY:
+                    policies[name] = value
+    return {
+        name: FoundTopic(name, count, policies.get(name, "delete"))
+        for name, count in partitions.items()
+    }
+
+
+async def _admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    return admin
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> list[str]:
+    """Create those of ``topics`` that do not exist and wait until they are visible; returns
+    their names. Another process creating one at the same moment is no error."""
+    existing = set(await admin.list_topics())
+    missing = [topic for topic in topics if topic.name not in existing]
+    if missing:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(missing)
+        await _wait_visible(admin, {topic.name: topic.num_partitions for topic in missing})
+    return [topic.name for topic in missing]
 
 
 async def _wait_visible(

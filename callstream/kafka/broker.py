@@ -139,7 +139,9 @@ def server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
         "broker.session.timeout.ms": "3000",
         "num.network.threads": "2",
         "num.io.threads": "4",
-        "auto.create.topics.enable": "true",
+        # Services create their topics with the registry's settings and check them; a topic the
+        # broker made on first use (num.partitions=1) would split a call across two states.
+        "auto.create.topics.enable": "false",
     }
     lines = ["# Written by `callstream kafka start` on every start; edits are overwritten."]
     lines += [f"{key}={value}" for key, value in settings.items()]

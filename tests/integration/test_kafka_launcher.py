@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from callstream.kafka import broker
 from callstream.kafka.release import KafkaRelease
@@ -19,6 +20,13 @@ from tests.kafka_support import read_topic
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+    """Create ``topic`` (the broker creates none on first use) and write ``value`` to it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:

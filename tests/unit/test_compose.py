@@ -29,6 +29,7 @@ def test_compose_runs_kraft_and_both_services_from_the_dockerfile() -> None:
     kafka_env = services["kafka"]["environment"]
     assert isinstance(kafka_env, dict)
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     for name, verb in (("ingress", "ingest"), ("worker", "worker")):
         assert services[name]["build"] == "."
         command = services[name]["command"]

@@ -95,6 +95,7 @@ def test_broker_config_listens_on_loopback_only() -> None:
     assert config["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert config["process.roles"] == "broker,controller"
     assert config["log.dirs"] == "/data/logs"
+    assert config["auto.create.topics.enable"] == "false"
     assert "0.0.0.0" not in text
 
 
