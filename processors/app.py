@@ -45,6 +45,7 @@ from callstream.processors.step import (
 )
 from callstream.processors.sweep import OpenCalls, due_calls
 from callstream.processors.tablestore import TableStore
+from callstream.schemas.headers import RECEIVED_AT_MS
 from callstream.schemas.topics import (
     CALL_EVENTS,
     CALL_STATE,
@@ -61,7 +62,6 @@ log = logging.getLogger("callstream.processors")
 OUTPUT_TOPICS = (CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED)
 COMMANDS = "commands"  # internal topic: <app id>-commands
 EXPIRE, EVICT = b"expire", b"evict"
-RECEIVED_AT_HEADER = "callstream-received-at-ms"
 PRODUCER_LINGER_S = 0.005
 # A batch never fills before a flush does (processors/batches.py, MAX_FLUSH_BYTES).
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
@@ -90,7 +90,7 @@ def _received_at_ms(event: Any) -> int:
     headers = event.message.headers or []
     pairs = headers.items() if isinstance(headers, dict) else headers
     for name, value in pairs:
-        if name == RECEIVED_AT_HEADER:
+        if name == RECEIVED_AT_MS:
             try:
                 return int(value)
             except ValueError:
