@@ -17,6 +17,7 @@ from callstream.schemas.topics import TopicSpec
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 NUMERIC_STRING = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 BOOLEAN_STRING = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|0|1)$"
+TOMBSTONE = {"type": "null", "description": "a tombstone: the key's record is deleted"}
 
 
 def file_name(spec: TopicSpec) -> str:
@@ -33,6 +34,8 @@ def topic_schema(spec: TopicSpec) -> dict[str, Any]:
         model["properties"] = {
             name: _lenient(node, name in ids) for name, node in model["properties"].items()
         }
+    if spec.tombstones:  # a consumer reads a tombstone's value as null
+        schema["anyOf"] = [{"$ref": schema.pop("$ref")}, TOMBSTONE]
     return {
         "$schema": DIALECT,
         "title": f"{spec.name} value",

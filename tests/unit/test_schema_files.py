@@ -181,3 +181,11 @@ def test_header_schemas_accept_what_the_ingress_writes_and_nothing_else() -> Non
     for wrong in ({RECEIVED_AT_MS: "soon"}, {REQUEST_ID: "a b"}, {KIND: "CDR"}):
         assert not validator.is_valid({**written, **wrong}), wrong
     assert not validator.is_valid({k: v for k, v in written.items() if k != KIND})
+
+
+def test_a_null_value_is_valid_exactly_where_tombstones_are() -> None:
+    # A consumer reads a tombstone as a null value: the schema must accept it where it occurs.
+    for spec in TOPICS:
+        assert committed(spec.name).is_valid(None) == spec.tombstones, spec.name
+    live = committed("callstream.live-calls")
+    assert not live.is_valid({})  # still a LiveCall when not a tombstone
