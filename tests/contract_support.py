@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -13,8 +14,9 @@ from callstream.schemas.schemagen import file_name
 from callstream.schemas.topics import topic
 
 
+@functools.cache
 def committed(name: str) -> Draft202012Validator:
-    """A validator of the committed JSON Schema of topic ``name``'s values."""
+    """A validator of the committed JSON Schema of topic ``name``'s values (read once)."""
     path = REPO_ROOT / SCHEMA_DIR / file_name(topic(name))
     schema = json.loads(path.read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
