@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from callstream.ingest.auth import (
+    TOKEN_HEADER,
     SignatureError,
     client_address,
     source_allowed,
@@ -70,7 +71,6 @@ METRICS = web.AppKey("metrics", IngressMetrics)
 TOPICS = web.AppKey("topics", IngressTopics)
 
 INGRESS_TOPICS = (CALL_EVENTS, CDRS, REJECTED)
-TOKEN_HEADER = "X-Callstream-Token"  # noqa: S105 - a header name, not a secret
 RETRY_AFTER_S = "5"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 

@@ -19,6 +19,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 SIGNATURE_TOLERANCE_S = 300  # Standard Webhooks / Svix default: 5 minutes
 SIGNATURE_VERSION = "v1"
+TOKEN_HEADER = "X-Callstream-Token"  # noqa: S105 - a header name, not a secret
 
 
 class AuthConfigError(ValueError):
