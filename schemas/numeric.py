@@ -1,12 +1,12 @@
-"""Regular expressions (ECMA-262 and Python alike) of the strings the webhook parser reads as a
-number or a boolean, for the published schemas.
+"""Regular expressions (in the syntax ECMA-262 and Python share) of the strings the webhook
+parser reads as a number or a boolean, for the published schemas.
 
 The parser (msgspec, ``strict=False``) reads a string as a number when it is a JSON number
 (``-0``, ``12``, ``12.50``, ``1e3``; no ``+``, no leading zero, no spaces), then applies the
 field's bounds; an integer field takes a fraction or an exponent only when the double they make
 is integral. A pattern can hold the bounds for the plain forms but cannot follow an exponent
 moving the decimal point, nor a double's rounding, so these describe what the parser accepts
-except: a non-zero number with an exponent other than 0 (``"1e3"``, ``"15e-1"``), and digits
+except: a non-zero number with an exponent other than 0 (``"1e3"``, ``"150e-1"``), and digits
 beyond a double's precision (``"0.99999999999999999"`` read as 1). The strings they match are
 all accepted.
 """

@@ -4,8 +4,8 @@ For topics that carry the provider's bytes as received, the schema says what the
 parser accepts there, so that a body is valid exactly when the ingress takes it (the few
 differences JSON Schema cannot express are listed in docs/schemas.md): numeric strings for
 numbers within the field's bounds, 0/1 and "true"/"false" for booleans, "null" for an optional
-number or boolean, integers for ids, and integers within 64 bits anywhere. The ingress's
-OpenAPI document takes its request bodies from here too (:func:`value_components`).
+field that holds no text, integers for ids, and integers within 64 bits anywhere. The
+ingress's OpenAPI document takes its request bodies from here too (:func:`value_components`).
 """
 
 from __future__ import annotations
