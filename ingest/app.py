@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from callstream.ingest.auth import (
+    TOKEN_HEADER,
     SignatureError,
     client_address,
     source_allowed,
@@ -41,6 +42,7 @@ from callstream.ingest.settings import IngressSettings
 from callstream.kafka.admin import prepare_topics
 from callstream.kafka.topiccheck import registry_topics
 from callstream.schemas.errors import PayloadKind, WebhookParseError
+from callstream.schemas.headers import KIND, RECEIVED_AT_MS, REQUEST_ID, REQUEST_ID_PATTERN, SOURCE
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
 from callstream.schemas.topics import (
@@ -75,9 +77,8 @@ METRICS = web.AppKey("metrics", IngressMetrics)
 TOPICS = web.AppKey("topics", IngressTopics)
 
 INGRESS_TOPICS = (CALL_EVENTS, CDRS, REJECTED)
-TOKEN_HEADER = "X-Callstream-Token"  # noqa: S105 - a header name, not a secret
 RETRY_AFTER_S = "5"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -270,9 +271,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
     received_at_ms = time.time_ns() // 1_000_000
     request_id = _request_id(request)
     headers = [
-        ("callstream-received-at-ms", str(received_at_ms).encode()),
-        ("callstream-request-id", request_id.encode()),
-        ("callstream-source", source.encode()),
+        (RECEIVED_AT_MS, str(received_at_ms).encode()),
+        (REQUEST_ID, request_id.encode()),
+        (SOURCE, source.encode()),
     ]
     try:
         webhook = parse_webhook(body)
@@ -284,7 +285,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         await _publish(request, topics.rejected, refused.call_id, record, headers)
         raise Refusal(422, refused.code, str(refused)) from None
     topic = topics.by_kind[webhook.kind]
-    headers.append(("callstream-kind", webhook.kind.encode()))
+    headers.append((KIND, webhook.kind.encode()))
     ack = await _publish(request, topic, webhook.call_id, body, headers)
     return _json(
         {

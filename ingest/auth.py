@@ -22,6 +22,7 @@ SIGNATURE_VERSION = "v1"
 # Unix seconds have 10 digits until the year 2286: a longer webhook-timestamp is no clock's, and
 # hundreds of digits would overflow the float arithmetic of the tolerance check.
 _TIMESTAMP_MAX_DIGITS = 15
+TOKEN_HEADER = "X-Callstream-Token"  # noqa: S105 - a header name, not a secret
 
 
 class AuthConfigError(ValueError):

@@ -1,19 +1,28 @@
-"""OpenAPI 3.1 of the ingress routes, with the webhook bodies' schemas from the models."""
+"""OpenAPI 3.1 of the ingress routes.
+
+The webhook bodies' schemas are the published ones of omicall.call-events and omicall.cdrs
+(``schemagen.value_components``, the source of schemas/json/ too), so the two descriptions
+cannot disagree. Every status a route answers is declared, with its body.
+"""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-import msgspec
-
 from callstream import __version__
-from callstream.schemas.omicall import CallDetailRecord, LiveCallEvent
+from callstream.ingest.auth import TOKEN_HEADER
+from callstream.schemas.schemagen import value_components
+from callstream.schemas.topics import CALL_EVENTS, CDRS, topic
 
+REFS = "#/components/schemas/{name}"
 _ERROR = {
     "type": "object",
     "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string", "description": "a stable code (docs/schemas.md)"},
+        "detail": {"type": "string"},
+    },
 }
 _ACCEPTED = {
     "type": "object",
@@ -27,98 +36,149 @@ _ACCEPTED = {
         "offset": {"type": "integer"},
     },
 }
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+_STATUS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}, "service": {"type": "string"}},
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait",
+        "schema": {"type": "string"},
+        "required": True,
     }
+}
+_BODY_DESCRIPTION = (
+    "A live call-state event or a call detail record, as OMICall sends it: the values of "
+    "omicall.call-events and omicall.cdrs. The ingress also refuses what JSON Schema cannot "
+    "say: a key twice in one object, nesting deeper than 32, a body over the size limit "
+    "(413); and it accepts a few numeric strings the schema cannot list (docs/schemas.md)."
+)
 
 
-def _webhook_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+def _json(schema: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REFS.format(name=schema)}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _webhook_operation(
+    summary: str, parameters: list[dict[str, Any]], body: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "summary": summary,
         "parameters": parameters,
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/LiveCallEvent"},
-                            {"$ref": "#/components/schemas/CallDetailRecord"},
-                        ]
-                    }
-                }
-            },
+            "description": _BODY_DESCRIPTION,
+            "content": {"application/json": {"schema": body}},
         },
         "responses": {
-            "200": {
-                "description": "Kafka acknowledged the body (acks=all)",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
-                },
-            },
-            "400": _error(
+            "200": _json("Accepted", "Kafka acknowledged the body (acks=all)"),
+            "400": _json(
+                "Error",
                 "not UTF-8, not JSON, not an object, hostile JSON, or a body that does not match"
-                " its Content-Encoding (gzip and deflate are read)"
+                " its Content-Encoding (gzip and deflate are read; the connection then closes)",
             ),
-            "401": _error("missing or wrong token or signature; nothing published"),
-            "403": _error("source address not in CALLSTREAM_ALLOWED_CIDRS"),
-            "408": _error(
+            "401": _json("Error", "missing or wrong token, or signature; nothing published"),
+            "403": _json("Error", "source address not in CALLSTREAM_ALLOWED_CIDRS"),
+            "408": _json(
+                "Error",
                 "headers or body too slow (CALLSTREAM_HEADER_TIMEOUT, CALLSTREAM_BODY_TIMEOUT);"
-                " the connection is closed"
+                " the connection is closed",
             ),
-            "413": _error("body over the limit (default 64 KiB; once decompressed)"),
-            "415": _error("Content-Type is not JSON"),
-            "422": _error(
-                "a JSON object that is neither a live event nor a CDR; kept on omicall.rejected"
+            "413": _json("Error", "body over the limit (default 64 KiB; once decompressed)"),
+            "415": _json("Error", "Content-Type is not JSON, or its charset not UTF-8"),
+            "422": _json(
+                "Error",
+                "a JSON object that is neither a live event nor a CDR; kept on omicall.rejected",
             ),
-            "503": _error(
+            "503": _json(
+                "Error",
                 "Kafka did not acknowledge in time, or the process has CALLSTREAM_MAX_CONNECTIONS"
-                " open; retry after Retry-After"
+                " open; retry after Retry-After",
+                _RETRY_AFTER,
             ),
         },
     }
 
 
-def _probe(description: str) -> dict[str, Any]:
-    return {"get": {"summary": description, "responses": {"200": {"description": "ok"}}}}
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_OPTIONAL_HEADERS = [
+    _header("X-Request-Id", "kept on the records when it is 1-64 of [A-Za-z0-9._-]"),
+    _header("webhook-id", "Standard Webhooks: required when a signing secret is set"),
+    _header("webhook-timestamp", "Standard Webhooks: required when a signing secret is set"),
+    _header("webhook-signature", "Standard Webhooks: required when a signing secret is set"),
+]
+
+
+def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": responses}}
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The document served at ``GET /openapi.json``."""
-    _, components = msgspec.json.schema_components(
-        [LiveCallEvent, CallDetailRecord], ref_template="#/components/schemas/{name}"
-    )
-    token_path = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-    token_header = {
-        "name": "X-Callstream-Token",
-        "in": "header",
+    components: dict[str, Any] = {"Error": _ERROR, "Accepted": _ACCEPTED, "Status": _STATUS}
+    bodies = []
+    for name in (CALL_EVENTS, CDRS):
+        root, defs = value_components(topic(name), REFS)
+        components.update(defs)
+        bodies.append(root)
+    body = {"oneOf": bodies}
+    token_path = {
+        "name": "token",
+        "in": "path",
         "required": True,
+        "description": "a webhook token (CALLSTREAM_WEBHOOK_TOKENS)",
         "schema": {"type": "string"},
     }
+    by_header = _webhook_operation("An OMICall webhook, token in a header", _OPTIONAL_HEADERS, body)
+    by_header["security"] = [{"webhookToken": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "callstream ingress", "version": __version__},
         "paths": {
             "/webhooks/omicall/{token}": {
-                "post": _webhook_operation("An OMICall webhook, token in the path", [token_path])
+                "post": _webhook_operation(
+                    "An OMICall webhook, token in the path", [token_path, *_OPTIONAL_HEADERS], body
+                )
             },
-            "/webhooks/omicall": {
-                "post": _webhook_operation("An OMICall webhook, token in a header", [token_header])
-            },
-            "/healthz": _probe("the process is alive"),
-            "/readyz": {
-                "get": {
-                    "summary": "Kafka producer connected and the broker answered recently",
-                    "responses": {"200": {"description": "ready"}, "503": _error("not ready")},
-                }
-            },
-            "/metrics": _probe("Prometheus metrics"),
-            "/openapi.json": _probe("this document"),
+            "/webhooks/omicall": {"post": by_header},
+            "/healthz": _get("the process is alive", {"200": _json("Status", "alive")}),
+            "/readyz": _get(
+                "Kafka producer connected and the broker answered recently",
+                {
+                    "200": _json("Status", "ready"),
+                    "503": _json("Error", "not ready", _RETRY_AFTER),
+                },
+            ),
+            "/metrics": _get(
+                "Prometheus metrics",
+                {"200": {"description": "metrics", "content": {"text/plain": {}}}},
+            ),
+            "/openapi.json": _get(
+                "this document",
+                {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            ),
         },
-        "components": {"schemas": {**components, "Error": _ERROR, "Accepted": _ACCEPTED}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "webhookToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}
+            },
+        },
     }

@@ -45,6 +45,7 @@ from callstream.processors.step import (
 )
 from callstream.processors.sweep import OpenCalls, due_calls
 from callstream.processors.tablestore import TableStore
+from callstream.schemas.headers import RECEIVED_AT_MS
 from callstream.schemas.topics import (
     CALL_EVENTS,
     CALL_STATE,
@@ -62,7 +63,6 @@ OUTPUT_TOPICS = (CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED)
 COMMANDS = "commands"  # internal topic: <app id>-commands
 TABLE = "call-state"  # its changelog: <app id>-call-state-changelog
 EXPIRE, EVICT = b"expire", b"evict"
-RECEIVED_AT_HEADER = "callstream-received-at-ms"
 PRODUCER_LINGER_S = 0.005
 # A batch never fills before a flush does (processors/batches.py, MAX_FLUSH_BYTES).
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
@@ -91,7 +91,7 @@ def _received_at_ms(event: Any) -> int:
     headers = event.message.headers or []
     pairs = headers.items() if isinstance(headers, dict) else headers
     for name, value in pairs:
-        if name == RECEIVED_AT_HEADER:
+        if name == RECEIVED_AT_MS:
             try:
                 return int(value)
             except ValueError:

@@ -1,7 +1,8 @@
 """The AsyncAPI 3.0 document of callstream's topics, built from the registry.
 
 Payloads reference the committed JSON Schema files (relative to docs/), so there is one source
-for each schema; keys are described with the Kafka message binding.
+for each schema; keys are described with the Kafka message binding, and the records' Kafka
+headers (``schemas/headers.py``) with each message's ``headers``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def asyncapi_document(topics: tuple[TopicSpec, ...], version: str) -> dict[str, 
     messages: dict[str, Any] = {}
     for spec in topics:
         message_id = _message_id(spec)
-        messages[message_id] = {
+        message: dict[str, Any] = {
             "name": message_id,
             "title": spec.value.__name__,
             "summary": (spec.value.__doc__ or "").strip().splitlines()[0],
@@ -39,6 +40,9 @@ def asyncapi_document(topics: tuple[TopicSpec, ...], version: str) -> dict[str, 
                 }
             },
         }
+        if spec.headers:
+            message["headers"] = _headers_schema(spec)
+        messages[message_id] = message
         channels[spec.name] = {
             "address": spec.name,
             "description": _channel_description(spec),
@@ -78,6 +82,22 @@ def asyncapi_document(topics: tuple[TopicSpec, ...], version: str) -> dict[str, 
         "operations": operations,
         "components": {"messages": messages},
     }
+
+
+def _headers_schema(spec: TopicSpec) -> dict[str, Any]:
+    """The Kafka headers of ``spec``'s records, each value described as its text."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            header.name: {**header.schema, "description": header.description}
+            for header in spec.headers
+        },
+    }
+    if spec.headers_only is None:
+        schema["required"] = [header.name for header in spec.headers]
+    else:
+        schema["description"] = spec.headers_only
+    return schema
 
 
 def _channel_description(spec: TopicSpec) -> str:

@@ -18,7 +18,7 @@ import orjson
 from callstream.schemas.errors import ErrorCode, WebhookParseError
 
 MAX_DEPTH = 32
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what fits in int64 or uint64
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what fits in int64 or uint64
 _decode = msgspec.json.Decoder().decode
 
 
@@ -83,7 +83,7 @@ def _check_tree(value: Any, max_depth: int) -> None:
                 child_path = f"{path}[{key}]"
             if type(child) is dict or type(child) is list:
                 stack.append((child, depth + 1, child_path))
-            elif type(child) is int and not _INT_MIN <= child <= _INT_MAX:
+            elif type(child) is int and not INT_MIN <= child <= INT_MAX:
                 _fail(child_path, "number_too_large", "integer beyond 64 bits")
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from callstream.schemas.calls import CallState, CompletedCall, LiveCall
 from callstream.schemas.errors import PayloadKind
+from callstream.schemas.headers import REJECTED_HEADERS, WEBHOOK_HEADERS, RecordHeader
 from callstream.schemas.metrics import WindowMetrics
 from callstream.schemas.omicall import CallDetailRecord, LiveCallEvent
 from callstream.schemas.rejected import RejectedWebhook
@@ -40,6 +41,9 @@ class TopicSpec:
     partitions: int = 6
     cleanup_policy: CleanupPolicy = "delete"
     retention_ms: int = 7 * _DAY_MS  # -1: forever
+    # The Kafka headers of its records: on every record, or only where ``headers_only`` says.
+    headers: tuple[RecordHeader, ...] = ()
+    headers_only: str | None = None
 
     def __post_init__(self) -> None:
         match = _VERSION_SUFFIX.search(self.name)
@@ -67,6 +71,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="call_uuid",
         value=LiveCallEvent,
         as_received=True,
+        headers=WEBHOOK_HEADERS,
     ),
     TopicSpec(
         name=CDRS,
@@ -74,6 +79,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="transaction_id",
         value=CallDetailRecord,
         as_received=True,
+        headers=WEBHOOK_HEADERS,
     ),
     TopicSpec(
         name=REJECTED,
@@ -81,6 +87,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="the call id when the parser found one, else no key",
         value=RejectedWebhook,
         retention_ms=30 * _DAY_MS,
+        headers=REJECTED_HEADERS,
+        headers_only=(
+            "On the records the ingress writes; the worker's records (bodies its parser "
+            "refused) carry none."
+        ),
     ),
     TopicSpec(
         name=CALL_STATE,

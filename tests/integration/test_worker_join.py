@@ -8,17 +8,20 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+import orjson
 import pytest
 
 from callstream.processors.callstate import apply, without_history
 from callstream.schemas.calls import CallState
 from callstream.schemas.parse import parse_webhook
-from callstream.schemas.topics import CALLS_COMPLETED
+from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED, LIVE_CALLS
+from tests.contract_support import committed
 from tests.integration.ingress_support import ingress_settings, running_ingress
 from tests.integration.worker_support import (
     call_events,
     post_all,
     wait_all_completed,
+    wait_for_records,
     wait_for_states,
     worker_process,
 )
@@ -72,6 +75,25 @@ async def test_any_order_with_duplicates_gives_one_state_and_one_completion(
                     call in states and states[call].status == "completed" for call in calls
                 ),
             )
+            # A call first seen ringing or answered is live until its tombstone.
+            were_live = {call for call, order in calls.items() if order[0] in (0, 1)}
+            live = await wait_for_records(
+                kafka_bootstrap,
+                ingress.topics[LIVE_CALLS],
+                lambda records: {r.key.decode() for r in records if r.value is None} >= were_live,
+            )
+            call_states = await read_topic(kafka_bootstrap, ingress.topics[CALL_STATE], expect=1)
+    assert {r.key.decode() for r in live if r.value is None} >= were_live
+    # What a consumer reads validates against the published schemas, tombstones included.
+    for name, records in (
+        (LIVE_CALLS, live),
+        (CALL_STATE, call_states),
+        (CALLS_COMPLETED, completed),
+    ):
+        validator = committed(name)
+        for record in records:
+            value = None if record.value is None else orjson.loads(record.value)
+            assert list(validator.iter_errors(value)) == [], (name, value)
     assert Counter(record.key.decode() for record in completed) == Counter(list(calls))
     truth = normalised(expected_state(call_events("truth")))
     for call_id in calls:

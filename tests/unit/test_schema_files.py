@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
 import pytest
-import yaml
-from jsonschema import Draft202012Validator
 
 from callstream.schemas.calls import CallState, CompletedCall, LiveCall
 from callstream.schemas.errors import WebhookParseError
-from callstream.schemas.export import ASYNCAPI_PATH, SCHEMA_DIR, breaking, render
+from callstream.schemas.export import SCHEMA_DIR, breaking, render
+from callstream.schemas.headers import KIND, RECEIVED_AT_MS, REQUEST_ID, SOURCE
 from callstream.schemas.metrics import WindowMetrics
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
-from callstream.schemas.schemagen import file_name
-from callstream.schemas.topics import CALL_EVENTS, CDRS, TOPICS, topic, topic_for_kind
+from callstream.schemas.topics import CALL_EVENTS, CDRS, REJECTED, TOPICS, topic, topic_for_kind
+from tests.contract_support import (
+    REPO_ROOT,
+    asyncapi,
+    committed,
+    headers_validator,
+    message,
+    pointer,
+)
 from tests.unit.schema_fixtures import cdr, event
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def committed(name: str) -> Draft202012Validator:
-    path = REPO_ROOT / SCHEMA_DIR / file_name(topic(name))
-    schema = json.loads(path.read_text("utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
 
 
 def test_committed_files_match_the_models() -> None:
@@ -146,20 +142,8 @@ def test_our_values_validate_and_broken_ones_do_not(name: str) -> None:
     assert not validator.is_valid({**value, first_required: {"not": "this"}})
 
 
-def _asyncapi() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((REPO_ROOT / ASYNCAPI_PATH).read_text("utf-8"))
-    return document
-
-
-def _pointer(document: dict[str, Any], ref: str) -> Any:
-    node: Any = document
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
-    return node
-
-
 def test_asyncapi_has_a_channel_message_and_operation_per_topic() -> None:
-    document = _asyncapi()
+    document = asyncapi()
     assert document["asyncapi"].startswith("3.")
     assert document["info"]["title"]
     assert document["info"]["version"]
@@ -167,15 +151,48 @@ def test_asyncapi_has_a_channel_message_and_operation_per_topic() -> None:
     assert addresses == {spec.name for spec in TOPICS}
     for channel in document["channels"].values():
         for ref in channel["messages"].values():
-            message = _pointer(document, ref["$ref"])
+            message = pointer(document, ref["$ref"])
             assert message["bindings"]["kafka"]["key"]["description"]
             payload = REPO_ROOT / "docs" / Path(message["payload"]["$ref"])
             assert payload.resolve().is_file()
     received = set()
     for operation in document["operations"].values():
         assert operation["action"] == "receive"
-        channel = _pointer(document, operation["channel"]["$ref"])
+        channel = pointer(document, operation["channel"]["$ref"])
         for ref in operation["messages"]:
-            assert _pointer(document, ref["$ref"])
+            assert pointer(document, ref["$ref"])
         received.add(channel["address"])
     assert received == addresses
+
+
+def test_asyncapi_declares_the_headers_the_ingress_writes() -> None:
+    document = asyncapi()
+    webhook = {RECEIVED_AT_MS, REQUEST_ID, SOURCE, KIND}
+    for name in (CALL_EVENTS, CDRS):
+        headers = message(document, name)["headers"]
+        assert headers["type"] == "object"
+        assert set(headers["properties"]) == set(headers["required"]) == webhook
+    rejected = message(document, REJECTED)["headers"]
+    assert set(rejected["properties"]) == webhook - {KIND}
+    assert "required" not in rejected  # the worker's rejected records carry none
+    for spec in TOPICS:
+        if spec.name not in (CALL_EVENTS, CDRS, REJECTED):
+            assert "headers" not in message(document, spec.name)
+
+
+def test_header_schemas_accept_what_the_ingress_writes_and_nothing_else() -> None:
+    validator = headers_validator(CDRS)
+    written = {RECEIVED_AT_MS: "1700000000000", REQUEST_ID: "a1b2-3", SOURCE: "::1", KIND: "cdr"}
+    assert validator.is_valid(written)
+    assert validator.is_valid({**written, SOURCE: ""})
+    for wrong in ({RECEIVED_AT_MS: "soon"}, {REQUEST_ID: "a b"}, {KIND: "CDR"}):
+        assert not validator.is_valid({**written, **wrong}), wrong
+    assert not validator.is_valid({k: v for k, v in written.items() if k != KIND})
+
+
+def test_a_null_value_is_valid_exactly_where_tombstones_are() -> None:
+    # A consumer reads a tombstone as a null value: the schema must accept it where it occurs.
+    for spec in TOPICS:
+        assert committed(spec.name).is_valid(None) == spec.tombstones, spec.name
+    live = committed("callstream.live-calls")
+    assert not live.is_valid({})  # still a LiveCall when not a tombstone
