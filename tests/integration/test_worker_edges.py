@@ -133,7 +133,10 @@ async def test_a_bad_record_on_an_input_topic_goes_to_rejected_and_the_agent_goe
     assert [msgspec.json.decode(r.value)["code"] for r in rejected] == ["invalid_json"]
 
 
-@pytest.mark.reliability  # 20 s usually, sometimes 110 s: a faust rebalance stalls (see README)
+# Fails (issue 12): worker a never processes what reaches its partitions while it recovers from
+# b's join, on partitions with no committed offset yet. The wait used to return silently at its
+# deadline, and the test then checked only that every call completed.
+@pytest.mark.reliability
 async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_doubles_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
