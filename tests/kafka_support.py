@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
+Missing = Callable[[list[ConsumerRecord]], str | None]
+"""What the records read so far still lack (a message for the failure), or None once none."""
 
-async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, deadline_s: float = 30.0, settle_s: float = 0.0
+
+async def read_until(
+    bootstrap: str, topic: str, missing: Missing, *, deadline_s: float = 30.0, settle_s: float = 0.0
 ) -> list[ConsumerRecord]:
-    """Every record of ``topic``: waits until ``expect`` arrived (or the deadline), then for
-    ``settle_s`` more to catch any extra record that should not be there."""
+    """Every record of ``topic``, read until ``missing`` finds nothing lacking, then for
+    ``settle_s`` more to catch any extra record that should not be there.
+
+    Raises AssertionError at the deadline, with what was still missing: a wait that returned
+    silently would let the test go on to compare a state that was never reached.
+    """
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        # A topic created after the consumer started (a worker's changelog) is seen within a
+        # second, not after the default five minutes.
+        metadata_max_age_ms=1000,
     )
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
         deadline = time.monotonic() + deadline_s
-        while len(records) < expect and time.monotonic() < deadline:
+        while (lack := missing(records)) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic} after {deadline_s} s: {lack}")
             for batch in (await consumer.getmany(timeout_ms=300)).values():
                 records += batch
         settle_until = time.monotonic() + settle_s
@@ -30,3 +46,14 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int, deadline_s: float = 30.0, settle_s: float = 0.0
+) -> list[ConsumerRecord]:
+    """Every record of ``topic`` once at least ``expect`` arrived (see :func:`read_until`)."""
+
+    def missing(records: list[ConsumerRecord]) -> str | None:
+        return None if len(records) >= expect else f"{len(records)} of {expect} records"
+
+    return await read_until(bootstrap, topic, missing, deadline_s=deadline_s, settle_s=settle_s)

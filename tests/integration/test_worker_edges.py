@@ -14,16 +14,16 @@ from aiokafka.structs import ConsumerRecord
 
 from callstream.schemas.calls import CallState, CompletedCall
 from callstream.schemas.topics import CALL_EVENTS, CALLS_COMPLETED, REJECTED
+from tests.callstate_truth import folded
 from tests.integration.ingress_support import ingress_settings, running_ingress
 from tests.integration.worker_support import (
     call_events,
     post_all,
     wait_all_completed,
-    wait_for_records,
     wait_for_states,
     worker_process,
 )
-from tests.kafka_support import read_topic
+from tests.kafka_support import read_topic, read_until
 
 
 async def test_a_call_without_cdr_completes_on_time_and_its_late_cdr_corrects_it(
@@ -43,9 +43,7 @@ async def test_a_call_without_cdr_completes_on_time_and_its_late_cdr_corrects_it
             both = await read_topic(
                 kafka_bootstrap, ingress.topics[CALLS_COMPLETED], expect=2, deadline_s=60
             )
-            states = await wait_for_states(
-                ingress, kafka_bootstrap, lambda s: call in s and not s[call].cdr_missing
-            )
+            states = await wait_for_states(ingress, kafka_bootstrap, {call: folded(events)})
     timed_out = msgspec.json.decode(first[0].value, type=CompletedCall)
     assert (timed_out.revision, timed_out.cdr_missing, timed_out.outcome) == (1, True, "answered")
     corrected = msgspec.json.decode(both[-1].value, type=CompletedCall)
@@ -66,10 +64,9 @@ async def test_a_call_left_open_by_one_worker_is_timed_out_by_the_next(
         with worker_process(
             kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="first"
         ):
-            await post_all(ingress, call_events(call)[:3])  # ended; its CDR never comes
-            await wait_for_states(
-                ingress, kafka_bootstrap, lambda s: call in s and s[call].status == "ended"
-            )
+            ended = call_events(call)[:3]  # its CDR never comes
+            await post_all(ingress, ended)
+            await wait_for_states(ingress, kafka_bootstrap, {call: folded(ended)})
         fast = {"CALLSTREAM_CDR_TIMEOUT_S": "15"}
         with worker_process(
             kafka_bootstrap,
@@ -103,10 +100,12 @@ async def test_a_completed_call_leaves_the_table_after_its_retention(
             def values(records: list[ConsumerRecord]) -> list[bytes | None]:
                 return [record.value for record in records if record.key == call.encode()]
 
+            def no_tombstone(records: list[ConsumerRecord]) -> str | None:
+                last = values(records)[-1:]
+                return None if last == [None] else f"last value of {call}: {last}, no tombstone"
+
             # The table's changelog: the state, then its tombstone.
-            records = await wait_for_records(
-                kafka_bootstrap, changelog, lambda records: values(records)[-1:] == [None], 60
-            )
+            records = await read_until(kafka_bootstrap, changelog, no_tombstone, deadline_s=60)
             mine = values(records)
     assert mine[-1] is None
     assert mine[-2] is not None
@@ -130,14 +129,14 @@ async def test_a_bad_record_on_an_input_topic_goes_to_rejected_and_the_agent_goe
                 await producer.stop()
             await post_all(ingress, call_events(call))
             rejected = await read_topic(kafka_bootstrap, ingress.topics[REJECTED], expect=1)
-            states = await wait_for_states(
-                ingress, kafka_bootstrap, lambda s: call in s and s[call].status == "completed"
-            )
+            await wait_for_states(ingress, kafka_bootstrap, {call: folded(call_events(call))})
     assert [msgspec.json.decode(r.value)["code"] for r in rejected] == ["invalid_json"]
-    assert states[call].status == "completed"
 
 
-@pytest.mark.reliability  # 20 s usually, sometimes 110 s: a faust rebalance stalls (see README)
+# Fails (issue 12): worker a never processes what reaches its partitions while it recovers from
+# b's join, on partitions with no committed offset yet. The wait used to return silently at its
+# deadline, and the test then checked only that every call completed.
+@pytest.mark.reliability
 async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_doubles_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -149,11 +148,10 @@ async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_double
         with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="a") as a:
             with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="b") as b:
                 await asyncio.gather(*(post_all(ingress, call_events(c)[:2]) for c in calls))
-                await wait_for_states(ingress, kafka_bootstrap, lambda s: set(calls) <= set(s))
+                answered = {c: folded(call_events(c)[:2]) for c in calls}
+                await wait_for_states(ingress, kafka_bootstrap, answered)
                 b.stop()  # a clean leave: its partitions move to worker a
             await asyncio.gather(*(post_all(ingress, call_events(c)[2:]) for c in calls))
-            states, completed = await wait_all_completed(ingress, kafka_bootstrap, calls)
-    unfinished = {c: states[c].status if c in states else None for c in calls}
-    assert {c: s for c, s in unfinished.items() if s != "completed"} == {}, a.log
-    assert not any(states[c].live_missing for c in calls)
-    assert Counter(record.key.decode() for record in completed) == Counter(calls)
+            truth = {c: folded(call_events(c)) for c in calls}
+            _, completed = await wait_all_completed(ingress, kafka_bootstrap, truth)
+    assert Counter(record.key.decode() for record in completed) == Counter(calls), a.log

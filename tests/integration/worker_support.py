@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 import orjson
 from aiokafka.structs import ConsumerRecord
 
@@ -21,8 +19,9 @@ from callstream.health import wait_http_ok
 from callstream.kafka.broker import free_port
 from callstream.schemas.calls import CallState
 from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED
+from tests.callstate_truth import describe, latest_states, state_mismatches
 from tests.integration.ingress_support import Ingress, sample
-from tests.kafka_support import read_topic
+from tests.kafka_support import read_topic, read_until
 
 STATES = ("ringing", "answered", "hangup")
 JSON = {"Content-Type": "application/json"}
@@ -107,59 +106,38 @@ def call_events(call_id: str, start_ms: int = 1_700_000_000_000) -> list[bytes]:
     return [*events, orjson.dumps(cdr)]
 
 
-def latest_states(records: list[object]) -> dict[str, CallState]:
-    """The last call-state of each call (what compaction keeps)."""
-    states: dict[str, CallState] = {}
-    for record in records:
-        value = getattr(record, "value", None)
-        if value is not None:
-            state = msgspec.json.decode(value, type=CallState)
-            states[state.call_id] = state
-    return states
-
-
 async def post_all(ingress: Ingress, bodies: list[bytes]) -> None:
     for body in bodies:
         response = await ingress.client.post(ingress.url(), data=body, headers=JSON)
         assert response.status == 200, await response.text()
 
 
-async def wait_for_records(
-    bootstrap: str,
-    topic: str,
-    done: Callable[[list[ConsumerRecord]], bool],
-    deadline_s: float = 90,
-) -> list[ConsumerRecord]:
-    """Every record of ``topic``, read again each second until ``done`` says so (or the
-    deadline passes)."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        records = await read_topic(bootstrap, topic, expect=10**6, deadline_s=1)
-        if done(records) or time.monotonic() > deadline:
-            return records
-
-
 async def wait_for_states(
-    ingress: Ingress,
-    bootstrap: str,
-    done: Callable[[dict[str, CallState]], bool],
-    deadline_s: float = 90,
+    ingress: Ingress, bootstrap: str, expected: Mapping[str, CallState], deadline_s: float = 90
 ) -> dict[str, CallState]:
-    topic = ingress.topics[CALL_STATE]
-    records = await wait_for_records(
-        bootstrap, topic, lambda records: done(latest_states(records)), deadline_s
+    """The latest call-state of every call, once each expected call's equals the pure fold's
+    (see :func:`state_mismatches` for what is compared); raises at the deadline."""
+    records = await read_until(
+        bootstrap,
+        ingress.topics[CALL_STATE],
+        lambda records: describe(state_mismatches(expected, _latest(records))),
+        deadline_s=deadline_s,
     )
-    return latest_states(records)
+    return _latest(records)
 
 
 async def wait_all_completed(
-    ingress: Ingress, bootstrap: str, calls: list[str]
+    ingress: Ingress, bootstrap: str, expected: Mapping[str, CallState]
 ) -> tuple[dict[str, CallState], list[ConsumerRecord]]:
-    """The call states once every call completed, and what calls-completed holds then."""
-    states = await wait_for_states(
-        ingress, bootstrap, lambda s: all(c in s and s[c].status == "completed" for c in calls)
-    )
+    """The call states once every call is in its expected, completed state, and what
+    calls-completed holds then (one record per call, read on for 2 s to catch any double)."""
+    assert all(state.status == "completed" for state in expected.values())
+    states = await wait_for_states(ingress, bootstrap, expected)
     completed = await read_topic(
-        bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(calls), settle_s=2
+        bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(expected), settle_s=2
     )
     return states, completed
+
+
+def _latest(records: list[ConsumerRecord]) -> dict[str, CallState]:
+    return latest_states(record.value for record in records)

@@ -1,0 +1,83 @@
+"""The pure fold's truth for a call, and how a published state differs from it.
+
+The worker tests wait until ``callstream.call-state`` holds exactly these states. A weaker
+wait (every call ``completed``) stops too early: a CDR folded before its call's hangup completes
+the call, and the hangup changes it again a few milliseconds later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import msgspec
+
+from callstream.processors.callstate import apply, without_history
+from callstream.schemas.calls import CallState
+from callstream.schemas.parse import parse_webhook
+
+SHOWN = 5  # calls described in a failure message; the rest are counted
+LONGEST = 160  # characters of one field's value in a failure message
+
+
+def folded(events: Iterable[bytes]) -> CallState:
+    """What the pure fold makes of one call's webhook bodies: the pipeline's ground truth."""
+    state = None
+    for body in events:
+        state, _ = apply(state, parse_webhook(body).payload, received_at_ms=1)
+    assert state is not None, "no events"
+    return state
+
+
+def latest_states(values: Iterable[bytes | None]) -> dict[str, CallState]:
+    """The last call-state of each call among ``callstream.call-state`` values (what compaction
+    keeps)."""
+    states: dict[str, CallState] = {}
+    for value in values:
+        if value is not None:
+            state = msgspec.json.decode(value, type=CallState)
+            states[state.call_id] = state
+    return states
+
+
+def state_mismatches(
+    expected: Mapping[str, CallState], seen: Mapping[str, CallState]
+) -> dict[str, str]:
+    """Each expected call whose state in ``seen`` is not the expected one, with how it differs.
+
+    Compared without ``updated_at_ms`` and ``revision`` (:func:`without_history`): the first is
+    the worker's clock when it applied an event; the second counts corrections of the completed
+    call, so it depends on the order a timeout and CDR versions arrived (the tests that know it
+    assert it themselves). Every other field is a function of the set of events folded, so
+    equality means each expected event was folded and no other one.
+    """
+    differences = {}
+    for call, want in expected.items():
+        got = seen.get(call)
+        if got is None:
+            differences[call] = "no state"
+            continue
+        want_fields = msgspec.structs.asdict(without_history(want))
+        got_fields = msgspec.structs.asdict(without_history(got))
+        fields = [
+            f"{name}: expected {_short(value)}, seen {_short(got_fields[name])}"
+            for name, value in want_fields.items()
+            if got_fields[name] != value
+        ]
+        if fields:
+            differences[call] = "; ".join(fields)
+    return differences
+
+
+def describe(differences: Mapping[str, str]) -> str | None:
+    """A failure message for :func:`state_mismatches`' answer; ``None`` when there is none."""
+    if not differences:
+        return None
+    lines = [f"{call}: {how}" for call, how in list(differences.items())[:SHOWN]]
+    if len(differences) > SHOWN:
+        lines.append(f"... and {len(differences) - SHOWN} more calls")
+    return f"{len(differences)} calls not in the expected state:\n" + "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= LONGEST else text[: LONGEST - 3] + "..."
