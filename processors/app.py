@@ -45,6 +45,7 @@ from callstream.processors.step import (
 )
 from callstream.processors.sweep import OpenCalls, due_calls
 from callstream.processors.tablestore import TableStore
+from callstream.processors.transport import broker_urls, check_transport
 from callstream.schemas.headers import RECEIVED_AT_MS
 from callstream.schemas.topics import (
     CALL_EVENTS,
@@ -112,10 +113,6 @@ def commands_topic_name(app_id: str) -> str:
 def changelog_topic_name(app_id: str) -> str:
     """The name faust gives the table's changelog topic (an app of version 1)."""
     return f"{app_id}-{TABLE}-changelog"
-
-
-def _brokers(bootstrap_servers: str) -> list[str]:
-    return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server]
 
 
 class Publisher:
@@ -186,10 +183,11 @@ class Publisher:
 
 def create_worker_app(settings: WorkerSettings) -> faust.App:
     """The worker's Faust app, with its agent, table, timer and web views."""
+    check_transport()
     partitions = topic(CALL_EVENTS).partitions
     app = faust.App(
         settings.app_id,
-        broker=_brokers(settings.bootstrap_servers),
+        broker=broker_urls(settings.bootstrap_servers),
         store=settings.store,
         datadir=str(settings.data_dir),
         web_host=settings.web_host,
