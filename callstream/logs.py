@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
 
 import orjson
 from aiohttp.http import HttpProcessingError
+from aiohttp.http_exceptions import InvalidURLError
 
 from callstream.redact import RedactTokens
 
 # Attributes every LogRecord has; anything else passed with ``extra=`` is a field of the line.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# The repr of the client's bytes that ends a parser's reason: ``: b'...'``, ``bytearray(b'...').``
+_QUOTED = re.compile(r"""[\s:]*(?:bytearray\()?b?(['"]).*\1\)?\.?$""")
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,13 +49,24 @@ class ClientProtocolErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError) and record.name.startswith("aiohttp."):
-            reason = error.message.strip().partition("\n")[0].rstrip(":")
-            record.msg = f"{record.getMessage()}: {reason}"
+            record.msg = f"{record.getMessage()}: {_reason(error)}"
             record.args = record.exc_info = record.exc_text = None
             if record.levelno > logging.WARNING:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
                 return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
         return True
+
+
+def _reason(error: HttpProcessingError) -> str:
+    """What the parser found wrong, without the request bytes it quotes: a header value or a
+    path may hold a token where the redaction cannot place it (a value over 8 KiB is quoted
+    without its header's name, a percent-encoded route is routed but not recognised)."""
+    first = error.message.strip().partition("\n")[0]
+    if first.endswith(":"):  # llhttp's "<reason>:", the quoted bytes on the lines after
+        return first.rstrip(":")
+    if isinstance(error, InvalidURLError):  # its message is the URL itself
+        return "Invalid URL"
+    return _QUOTED.sub("", first)  # "<reason>: b'<bytes>'" (line too long, invalid header)
 
 
 def json_log_handler(stream: TextIO) -> logging.Handler:

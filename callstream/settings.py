@@ -6,6 +6,7 @@ every variable.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Mapping
@@ -46,14 +47,19 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    """A number variable; empty or unset gives ``default``."""
+    """A finite number variable; empty or unset gives ``default``. ``nan`` and ``inf`` parse as
+    floats but are no setting: NaN passes every ``<= 0`` check, and as a timer's delay it breaks
+    the order of every timer of the event loop."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name}={raw!r} is not a finite number")
+    return value
 
 
 def env_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:

@@ -196,9 +196,10 @@ def _source(request: web.Request, settings: IngressSettings) -> str:
     """The caller's address; checked against the allow-list when there is one."""
     if not settings.allowed_networks and not settings.trusted_proxies:
         return request.remote or ""  # nothing to check: skip parsing addresses
-    address = client_address(
-        request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
-    )
+    # Every line of the header, in order: a proxy may add a line rather than extend the first
+    # (HAProxy), and the first line is then the client's own.
+    forwarded_for = ",".join(request.headers.getall("X-Forwarded-For", ())) or None
+    address = client_address(request.remote, forwarded_for, settings.trusted_proxies)
     if not source_allowed(address, settings.allowed_networks):
         raise Refusal(403, "forbidden_source", "this source address may not post webhooks")
     return str(address) if address is not None else ""

@@ -24,6 +24,7 @@ from tests.kafka_support import read_topic
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "jsontestsuite" / "test_parsing"
 JSON = {"Content-Type": "application/json"}
+FORWARDED_FOR = "X-Forwarded-For"
 
 
 async def test_samples_land_byte_identical_with_key_and_headers(kafka_bootstrap: str) -> None:
@@ -216,6 +217,18 @@ async def test_source_allow_list_honours_forwarded_for_only_from_trusted_proxies
             ingress.url(), data=body, headers={**JSON, "X-Forwarded-For": "203.0.113.9"}
         )
         assert proxied.status == 200
+        # A proxy that adds a line of its own (HAProxy's "option forwardfor") leaves the
+        # client's line first: the client is the last entry of all the lines, not of the first.
+        spoofed = await ingress.client.post(
+            ingress.url(),
+            data=body,
+            headers=[
+                *JSON.items(),
+                (FORWARDED_FOR, "203.0.113.9"),
+                (FORWARDED_FOR, "198.51.100.7"),
+            ],
+        )
+        assert spoofed.status == 403
         events = await read_topic(kafka_bootstrap, ingress.topics[CALL_EVENTS], expect=1)
     assert dict(events[0].headers)["callstream-source"] == b"203.0.113.9"
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from tests.integration.ingress_support import (
     ingress_settings,
     running_ingress,
     sample,
+    wait_until,
 )
 
 JSON = {"Content-Type": "application/json"}
@@ -144,7 +143,7 @@ async def test_the_ingress_is_not_ready_and_accepts_nothing_while_it_cannot_crea
     # No cluster has a hundred brokers: the broker refuses to create the topics.
     settings = ingress_settings(kafka_bootstrap, replication_factor=100)
     async with running_ingress(settings, ready=False) as ingress:
-        await _until(lambda: "could not prepare topics" in caplog.messages)
+        await wait_until(lambda: "could not prepare topics" in caplog.messages, "the warning", 30)
         ready = await ingress.client.get("/readyz")
         assert ready.status == 503
         assert (await ready.json())["detail"] == NOT_PREPARED
@@ -178,19 +177,12 @@ async def test_topics_found_wrong_after_start_keep_the_ingress_unready_until_fix
     await publisher.start()  # the first attempt failed: not ready, no error
     try:
         assert publisher.unready_reason == NOT_PREPARED
-        await _until(lambda: calls >= 3)  # the second found them wrong, and the third
+        await wait_until(lambda: calls >= 3, "a third attempt", 30)  # the second found them wrong
         assert publisher.unready_reason == MISMATCHED
         assert not publisher.ready(10.0)
         with pytest.raises(PublishUnavailable, match="not what callstream needs"):
             await publisher.publish("x", b"k", b"v", [])
         fixed.set()
-        await _until(lambda: publisher.ready(10.0))
+        await wait_until(lambda: publisher.ready(10.0), "the publisher ready", 30)
     finally:
         await publisher.stop()
-
-
-async def _until(condition: Callable[[], bool], deadline_s: float = 30) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        await asyncio.sleep(0.01)

@@ -75,6 +75,10 @@ def test_everything_set() -> None:
         ({"CALLSTREAM_HEADER_TIMEOUT": "0"}, SettingsError, "HEADER_TIMEOUT must be positive"),
         ({"CALLSTREAM_BODY_TIMEOUT": "-1"}, SettingsError, "BODY_TIMEOUT must be positive"),
         ({"CALLSTREAM_KEEPALIVE_TIMEOUT": "0"}, SettingsError, "KEEPALIVE_TIMEOUT must be pos"),
+        # NaN passes "<= 0" and, as a timer's delay, breaks the order of every timer of the loop
+        ({"CALLSTREAM_HEADER_TIMEOUT": "nan"}, SettingsError, "HEADER_TIMEOUT='nan' is not a fin"),
+        ({"CALLSTREAM_SEND_TIMEOUT": "NaN"}, SettingsError, "SEND_TIMEOUT='NaN' is not a finite"),
+        ({"CALLSTREAM_BODY_TIMEOUT": "inf"}, SettingsError, "BODY_TIMEOUT='inf' is not a finite"),
         ({"CALLSTREAM_MAX_CONNECTIONS": "0"}, SettingsError, "at least 1"),
         ({"CALLSTREAM_MAX_CONNECTIONS": "many"}, SettingsError, "not an integer"),
         ({"CALLSTREAM_LOG_REQUESTS": "maybe"}, SettingsError, "not a boolean"),

@@ -7,7 +7,14 @@ import logging
 
 import orjson
 import pytest
-from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, InvalidURLError, LineTooLong
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    BadHttpMethod,
+    BadStatusLine,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+)
 
 from callstream.logs import json_log_handler
 from callstream.redact import REDACTED, redact
@@ -88,6 +95,13 @@ def test_every_part_of_a_line_is_redacted() -> None:
             f"Invalid char in url path:\n\n  b'POST /webhooks/omicall/{TOKEN}\\x01 HTTP/1.1'\n  ^"
         ),
         BadHttpMessage(f"Invalid header value char:\n\n  b'X-Callstream-Token: {TOKEN}\\x01'"),
+        # The parser quotes a header's value without its name, or a path the redaction cannot
+        # place (a percent-encoded route): the line must not quote the client's bytes at all.
+        LineTooLong(f"{TOKEN}aaaa".encode() + b"...", "8190"),
+        LineTooLong(f"bytearray(b'/webhooks/%6fmicall/{TOKEN}?aaaa...')", "8190"),
+        InvalidHeader(f"{TOKEN}\x00".encode()),
+        InvalidURLError(f"webhooks/%6fmicall/{TOKEN}"),
+        BadStatusLine(f"POST /webhooks/%6fmicall/{TOKEN} HTTP/9"),
     ],
 )
 def test_a_clients_protocol_error_is_one_warning_line(error: Exception) -> None:

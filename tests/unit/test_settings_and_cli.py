@@ -46,7 +46,12 @@ def test_environment_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CALLSTREAM_KAFKA_PORT", "ninety"), ("CALLSTREAM_KAFKA_START_TIMEOUT", "soon")],
+    [
+        ("CALLSTREAM_KAFKA_PORT", "ninety"),
+        ("CALLSTREAM_KAFKA_START_TIMEOUT", "soon"),
+        ("CALLSTREAM_KAFKA_START_TIMEOUT", "nan"),
+        ("CALLSTREAM_KAFKA_START_TIMEOUT", "-inf"),
+    ],
 )
 def test_bad_numbers_are_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
