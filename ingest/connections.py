@@ -4,9 +4,11 @@ once, and a deadline for every request's line and headers.
 aiohttp closes a keep-alive connection that stays idle (``keepalive_timeout``), but a client
 that sends its headers a byte at a time keeps its connection as long as it likes. The gate wraps
 the protocol aiohttp's ``web.Server`` makes for each connection: it refuses connections over the
-bound (503, closed at once), and closes a connection whose request has not reached the handler
-within ``header_timeout_s`` (408 when part of a request came, silently when nothing did). The
-body has a deadline of its own, in ``body.read_limited``.
+bound (503, closed at once), closes a connection whose request has not reached the handler
+within ``header_timeout_s`` (408 when part of a request came, silently when nothing did), and
+drops one whose client has not read what it was sent for ``write_timeout_s`` (the socket's
+buffer full: no other timer runs while a handler waits to write). The body has a deadline of its
+own, in ``body.read_limited``.
 """
 
 from __future__ import annotations
@@ -51,10 +53,12 @@ class ConnectionGate:
         *,
         max_connections: int,
         header_timeout_s: float,
+        write_timeout_s: float,
     ) -> None:
         self.metrics = metrics
         self.max_connections = max_connections
         self.header_timeout_s = header_timeout_s
+        self.write_timeout_s = write_timeout_s
         self.open: dict[web.RequestHandler, GuardedConnection] = {}
         self.refusal = canned_response(
             HTTPStatus.SERVICE_UNAVAILABLE,
@@ -101,6 +105,7 @@ class GuardedConnection(asyncio.Protocol):
         self._handler: web.RequestHandler | None = None
         self._transport: asyncio.Transport | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
         self._awaiting_request = True  # no request in the handler: the header deadline applies
         self._request_begun = False  # bytes of the awaited request have arrived
 
@@ -134,14 +139,18 @@ class GuardedConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._handler is not None:
+            loop = asyncio.get_running_loop()
+            self._write_deadline = loop.call_later(self._gate.write_timeout_s, self._write_late)
             self._handler.pause_writing()
 
     def resume_writing(self) -> None:
+        self._cancel_write_deadline()
         if self._handler is not None:
             self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._cancel_write_deadline()
         handler, self._handler = self._handler, None
         if handler is None:
             return
@@ -176,6 +185,19 @@ class GuardedConnection(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def _cancel_write_deadline(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _write_late(self) -> None:
+        """The client left its responses unread: drop the connection (a close would wait for
+        the unsent bytes to drain)."""
+        self._write_deadline = None
+        if self._transport is not None:
+            self._gate.metrics.observe_closed("write_timeout")
+            self._transport.abort()
 
     def _headers_late(self) -> None:
         self._deadline = None

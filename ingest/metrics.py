@@ -38,7 +38,8 @@ class IngressMetrics:
         self._child(self.published, topic).inc()
 
     def observe_closed(self, reason: str) -> None:
-        """A connection the ingress closed on its own: ``over_limit``, ``header_timeout``."""
+        """A connection the ingress closed on its own: ``over_limit``, ``header_timeout``,
+        ``write_timeout``."""
         self._child(self.closed_connections, reason).inc()
 
     def observe_request(self, route: str, status: int | str, seconds: float) -> None:
@@ -93,7 +94,7 @@ class IngressMetrics:
             closed_connections=Counter(
                 "callstream_ingress_closed_connections",
                 "connections the ingress closed on its own: over_limit (refused, 503), "
-                "header_timeout (request headers too slow)",
+                "header_timeout (request headers too slow), write_timeout (responses left unread)",
                 ["reason"],
                 registry=registry,
             ),

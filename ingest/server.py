@@ -45,6 +45,7 @@ async def listening(
         app[METRICS],
         max_connections=settings.max_connections,
         header_timeout_s=settings.header_timeout_s,
+        write_timeout_s=settings.write_timeout_s,
     )
     app.middlewares.insert(0, gate.middleware)
     runner = web.AppRunner(

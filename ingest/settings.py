@@ -38,6 +38,7 @@ class IngressSettings:
     header_timeout_s: float = 10.0  # a request's line and headers, from its first byte
     body_timeout_s: float = 30.0  # the whole body, once the headers are in
     keepalive_timeout_s: float = 75.0  # an idle keep-alive connection between requests
+    write_timeout_s: float = 30.0  # a response stalled on a client that does not read it
     max_connections: int = 1000  # open connections per process; more are refused (503)
 
     @classmethod
@@ -64,6 +65,7 @@ class IngressSettings:
             header_timeout_s=env_float(env, "CALLSTREAM_HEADER_TIMEOUT", 10.0),
             body_timeout_s=env_float(env, "CALLSTREAM_BODY_TIMEOUT", 30.0),
             keepalive_timeout_s=env_float(env, "CALLSTREAM_KEEPALIVE_TIMEOUT", 75.0),
+            write_timeout_s=env_float(env, "CALLSTREAM_WRITE_TIMEOUT", 30.0),
             max_connections=env_int(env, "CALLSTREAM_MAX_CONNECTIONS", 1000),
         )
         if settings.max_body_bytes < 1024:
@@ -73,6 +75,7 @@ class IngressSettings:
             ("CALLSTREAM_HEADER_TIMEOUT", settings.header_timeout_s),
             ("CALLSTREAM_BODY_TIMEOUT", settings.body_timeout_s),
             ("CALLSTREAM_KEEPALIVE_TIMEOUT", settings.keepalive_timeout_s),
+            ("CALLSTREAM_WRITE_TIMEOUT", settings.write_timeout_s),
         ):
             if seconds <= 0:
                 raise SettingsError(f"{name} must be positive")

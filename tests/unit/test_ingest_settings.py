@@ -24,7 +24,7 @@ def test_defaults() -> None:
     assert settings.send_timeout_s == 5.0
     assert settings.log_requests is False
     assert (settings.header_timeout_s, settings.body_timeout_s) == (10.0, 30.0)
-    assert settings.keepalive_timeout_s == 75.0
+    assert (settings.keepalive_timeout_s, settings.write_timeout_s) == (75.0, 30.0)
     assert settings.max_connections == 1000
     assert TOKEN not in repr(settings)
 
@@ -46,6 +46,7 @@ def test_everything_set() -> None:
             "CALLSTREAM_HEADER_TIMEOUT": "2.5",
             "CALLSTREAM_BODY_TIMEOUT": "7",
             "CALLSTREAM_KEEPALIVE_TIMEOUT": "30",
+            "CALLSTREAM_WRITE_TIMEOUT": "4",
             "CALLSTREAM_MAX_CONNECTIONS": "64",
         }
     )
@@ -60,7 +61,7 @@ def test_everything_set() -> None:
     assert settings.log_requests is True
     assert settings.log_level == "DEBUG"
     assert (settings.header_timeout_s, settings.body_timeout_s) == (2.5, 7.0)
-    assert settings.keepalive_timeout_s == 30.0
+    assert (settings.keepalive_timeout_s, settings.write_timeout_s) == (30.0, 4.0)
     assert settings.max_connections == 64
     assert "k" * 32 not in repr(settings)
 
@@ -74,6 +75,7 @@ def test_everything_set() -> None:
         ({"CALLSTREAM_SEND_TIMEOUT": "0"}, SettingsError, "positive"),
         ({"CALLSTREAM_HEADER_TIMEOUT": "0"}, SettingsError, "HEADER_TIMEOUT must be positive"),
         ({"CALLSTREAM_BODY_TIMEOUT": "-1"}, SettingsError, "BODY_TIMEOUT must be positive"),
+        ({"CALLSTREAM_WRITE_TIMEOUT": "0"}, SettingsError, "WRITE_TIMEOUT must be positive"),
         ({"CALLSTREAM_KEEPALIVE_TIMEOUT": "0"}, SettingsError, "KEEPALIVE_TIMEOUT must be pos"),
         # NaN passes "<= 0" and, as a timer's delay, breaks the order of every timer of the loop
         ({"CALLSTREAM_HEADER_TIMEOUT": "nan"}, SettingsError, "HEADER_TIMEOUT='nan' is not a fin"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -234,3 +235,34 @@ async def test_pipelined_and_keep_alive_webhooks_are_all_answered() -> None:
         finally:
             await close(writer)
     assert statuses == [200, 200, 200, 200]
+
+
+async def test_a_client_that_never_reads_its_responses_is_dropped_at_the_write_timeout() -> None:
+    # While a handler waits to write (the client's socket buffer full) no other timer runs.
+    async with serving(write_timeout_s=0.5, keepalive_timeout_s=30.0) as port:
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", port))
+            # Megabytes of answers to 400 small requests, none of them read.
+            await loop.sock_sendall(client, request("GET", "/openapi.json") * 400)
+            dropped = 'callstream_ingress_closed_connections_total{reason="write_timeout"}'
+            deadline = time.monotonic() + 0.5 + LATE_S
+            while True:
+                counters = (await get(port, "/metrics")).body
+                if metric_or_zero(counters, dropped) == 1.0:
+                    break
+                assert time.monotonic() < deadline, "the unread connection was not dropped"
+                await asyncio.sleep(0.1)
+            assert metric(counters, "callstream_ingress_open_connections") == 1.0  # /metrics'
+        finally:
+            client.close()
+
+
+def metric_or_zero(exposition: bytes, line_start: str) -> float:
+    try:
+        return metric(exposition, line_start)
+    except AssertionError:
+        return 0.0
