@@ -192,7 +192,7 @@ def _complete(model: type[ProviderPayload]) -> type[ProviderPayload]:
     )
     nullable = (msgspec.inspect.NoneType, msgspec.inspect.AnyType)
     for field in msgspec.inspect.type_info(complete).fields:  # type: ignore[attr-defined]
-        if any(isinstance(kind, nullable) for kind in _leaf_types(field.type)):
+        if any(isinstance(kind, nullable) for kind in leaf_types(field.type)):
             raise TypeError(f"{model.__name__}.{field.name} may hold None in a complete body")
     return typing.cast(type[ProviderPayload], complete)
 
@@ -217,15 +217,15 @@ def _is_flat(model: type[ProviderPayload]) -> bool:
     flat: tuple[type, ...] = (inspect.IntType, inspect.FloatType, inspect.BoolType)
     flat += (inspect.NoneType, inspect.StrType, inspect.LiteralType)
     fields = inspect.type_info(model).fields  # type: ignore[attr-defined]
-    return all(isinstance(kind, flat) for field in fields for kind in _leaf_types(field.type))
+    return all(isinstance(kind, flat) for field in fields for kind in leaf_types(field.type))
 
 
-def _leaf_types(kind: Any) -> list[Any]:
+def leaf_types(kind: Any) -> list[Any]:
     """The types a field may hold, through ``Annotated`` metadata and unions."""
     if isinstance(kind, msgspec.inspect.Metadata):
-        return _leaf_types(kind.type)
+        return leaf_types(kind.type)
     if isinstance(kind, msgspec.inspect.UnionType):
-        return [leaf for branch in kind.types for leaf in _leaf_types(branch)]
+        return [leaf for branch in kind.types for leaf in leaf_types(branch)]
     return [kind]
 
 

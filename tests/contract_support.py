@@ -15,7 +15,7 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from callstream.schemas.export import ASYNCAPI_PATH, SCHEMA_DIR
 from callstream.schemas.jsonsafe import INT_MAX, INT_MIN, MAX_DEPTH
 from callstream.schemas.omicall import CallDetailRecord, LiveCallEvent
-from callstream.schemas.parse import _leaf_types
+from callstream.schemas.parse import leaf_types
 from callstream.schemas.schemagen import file_name
 from callstream.schemas.topics import topic
 
@@ -70,7 +70,7 @@ def _fields_holding(*kinds: type) -> frozenset[str]:
         field.name
         for model in (LiveCallEvent, CallDetailRecord)
         for field in msgspec.inspect.type_info(model).fields  # type: ignore[attr-defined]
-        if any(isinstance(leaf, kinds) for leaf in _leaf_types(field.type))
+        if any(isinstance(leaf, kinds) for leaf in leaf_types(field.type))
     )
 
 
