@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -16,10 +17,17 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def wait_http_ok(url: str, deadline_s: float, interval_s: float = 0.1) -> bool:
-    """Poll ``url`` until it answers 2xx or ``deadline_s`` seconds pass."""
+def wait_http_ok(
+    url: str,
+    deadline_s: float,
+    interval_s: float = 0.1,
+    *,
+    alive: Callable[[], bool] = lambda: True,
+) -> bool:
+    """Poll ``url`` until it answers 2xx (True), or ``deadline_s`` seconds pass or ``alive``
+    says the server is gone (False: a process that exited will not answer)."""
     deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         if http_ok(url):
             return True
         time.sleep(interval_s)

@@ -76,6 +76,21 @@ def _stop_service(service: Service, progress: Progress) -> None:
         service.process.wait()
 
 
+def _healthy(service: Service, progress: Progress) -> bool:
+    """Wait for ``service``'s /healthz; say why not when it does not answer, at once when its
+    process has exited (a refusal to start, its reason on stderr above)."""
+    process = service.process
+    url = f"{service.endpoint.url}/healthz"
+    if wait_http_ok(url, SERVICE_START_TIMEOUT, alive=lambda: process.poll() is None):
+        return True
+    code = process.poll()
+    if code is not None:
+        progress(f"the {service.name} exited with code {code} before it was healthy")
+    else:
+        progress(f"the {service.name} did not become healthy at {url}")
+    return False
+
+
 def run_up(
     settings: KafkaSettings,
     ingress: Endpoint,
@@ -124,10 +139,8 @@ def run_up(
             _spawn("ingress", ["ingest"], ingress, env),
             _spawn("worker", ["worker"], worker, env),
         ]
-        for service in services:
-            if not wait_http_ok(f"{service.endpoint.url}/healthz", SERVICE_START_TIMEOUT):
-                progress(f"the {service.name} did not become healthy at {service.endpoint.url}")
-                return 1
+        if not all(_healthy(service, progress) for service in services):
+            return 1
         progress(
             f"callstream is up: ingress {ingress.url}, worker {worker.url}, Kafka {bootstrap}. "
             "Ctrl-C stops all."
