@@ -32,7 +32,7 @@ typecheck: install
 pytest: kafka-fetch
 	$(BIN)/python -m pytest -m "not reliability"
 
-# Slow fault tests: workers joining and leaving a group, failover.
+# Slow fault tests (a slowloris against the ingress); more come with the cluster issue.
 test-reliability: kafka-fetch
 	$(BIN)/python -m pytest -m reliability
 
