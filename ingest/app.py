@@ -41,7 +41,7 @@ from callstream.ingest.publisher import Ack, Publisher, PublishUnavailable
 from callstream.ingest.settings import IngressSettings
 from callstream.kafka.admin import prepare_topics
 from callstream.kafka.topiccheck import registry_topics
-from callstream.schemas.errors import PayloadKind, WebhookParseError
+from callstream.schemas.errors import PAYLOAD_KINDS, PayloadKind, WebhookParseError
 from callstream.schemas.headers import KIND, RECEIVED_AT_MS, REQUEST_ID, REQUEST_ID_PATTERN, SOURCE
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
@@ -67,8 +67,8 @@ class IngressTopics:
     @classmethod
     def with_prefix(cls, prefix: str) -> IngressTopics:
         names = topic_names(prefix)
-        kinds: tuple[PayloadKind, ...] = ("event", "cdr")
-        return cls({kind: names[topic_for_kind(kind)] for kind in kinds}, names[REJECTED])
+        by_kind = {kind: names[topic_for_kind(kind)] for kind in PAYLOAD_KINDS}
+        return cls(by_kind, names[REJECTED])
 
 
 SETTINGS = web.AppKey("settings", IngressSettings)

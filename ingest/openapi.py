@@ -12,6 +12,7 @@ from typing import Any
 
 from callstream import __version__
 from callstream.ingest.auth import TOKEN_HEADER
+from callstream.schemas.errors import PAYLOAD_KINDS
 from callstream.schemas.schemagen import value_components
 from callstream.schemas.topics import CALL_EVENTS, CDRS, topic
 
@@ -29,7 +30,7 @@ _ACCEPTED = {
     "required": ["accepted", "kind", "call_id", "topic", "partition", "offset"],
     "properties": {
         "accepted": {"const": True},
-        "kind": {"enum": ["event", "cdr"]},
+        "kind": {"enum": list(PAYLOAD_KINDS)},
         "call_id": {"type": "string"},
         "topic": {"type": "string"},
         "partition": {"type": "integer"},

@@ -30,6 +30,7 @@ ErrorCode = Literal[
 ]
 Category = Literal["malformed", "invalid"]
 PayloadKind = Literal["event", "cdr"]
+PAYLOAD_KINDS: tuple[PayloadKind, ...] = get_args(PayloadKind)
 
 ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 _FIRST_INVALID = ERROR_CODES.index("unknown_state")

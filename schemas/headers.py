@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from callstream.schemas.errors import PayloadKind
+from callstream.schemas.errors import PAYLOAD_KINDS
 
 RECEIVED_AT_MS = "callstream-received-at-ms"
 REQUEST_ID = "callstream-request-id"
@@ -18,7 +18,6 @@ KIND = "callstream-kind"
 
 # A client's X-Request-Id is kept when it matches this, else the ingress makes one.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-KINDS: tuple[PayloadKind, ...] = ("event", "cdr")
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,6 @@ WEBHOOK_HEADERS: tuple[RecordHeader, ...] = (
     RecordHeader(
         KIND,
         "What the body is: event (a live call-state event) or cdr (a call detail record).",
-        {"type": "string", "enum": list(KINDS)},
+        {"type": "string", "enum": list(PAYLOAD_KINDS)},
     ),
 )
