@@ -40,6 +40,18 @@ def parse_response(raw: bytes) -> RawResponse:
     return RawResponse(int(status_line.split()[1]), headers, body)
 
 
+async def exchange(port: int, raw_request: bytes, close_within_s: float = DEADLINE_S) -> bytes:
+    """Send ``raw_request``, bytes as they are, on a new connection: what the server answers
+    until it closes the connection, which it must do within ``close_within_s``."""
+    reader, writer = await connect(port)
+    try:
+        writer.write(raw_request)
+        await writer.drain()
+        return await read_until_closed(reader, close_within_s)
+    finally:
+        await close(writer)
+
+
 async def read_response(reader: asyncio.StreamReader, within_s: float = DEADLINE_S) -> RawResponse:
     """The next response on the connection (its body by Content-Length)."""
     async with asyncio.timeout(within_s):

@@ -86,8 +86,8 @@ class Served:
 
 @asynccontextmanager
 async def serving_ingress(settings: IngressSettings) -> AsyncIterator[Served]:
-    """The ingress served as ``web.run_app`` serves it (unlike aiohttp's TestServer, a handler
-    is not cancelled when its client leaves), aiohttp's access log on; connected to Kafka."""
+    """The ingress on a real socket (unlike aiohttp's TestServer, a handler is not cancelled
+    when its client leaves), aiohttp's access log on; connected to Kafka."""
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     try:
@@ -98,21 +98,6 @@ async def serving_ingress(settings: IngressSettings) -> AsyncIterator[Served]:
         yield Served(runner.app, listening.getsockname()[1])
     finally:
         await runner.cleanup()
-
-
-async def exchange(port: int, request: bytes, close_within_s: float = 10.0) -> bytes:
-    """Send ``request``, bytes as they are, on a new connection: what the server answers until
-    it closes the connection, which it must do within ``close_within_s`` of the request."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        async with asyncio.timeout(close_within_s):
-            return await reader.read()
-    except TimeoutError:
-        raise AssertionError(f"the connection was still open after {close_within_s} s") from None
-    finally:
-        writer.close()
 
 
 async def wait_until(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:

@@ -17,11 +17,11 @@ from callstream.ingest.auth import parse_signing_secret
 from callstream.logs import json_log_handler
 from tests.integration.ingress_support import (
     TOKEN,
-    exchange,
     ingress_settings,
     serving_ingress,
     wait_until,
 )
+from tests.raw_http import exchange, parse_response
 
 REQUESTS = "callstream_ingress_requests_total"
 BY_PATH = "/webhooks/omicall/{token}"
@@ -40,13 +40,6 @@ def _request(
         b"POST " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         b"Content-Type: " + content_type + b"\r\n" + headers + b"Content-Length: %d\r\n\r\n" % size
     ) + body
-
-
-def _answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines)
-    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
 
 
 @pytest.fixture
@@ -106,8 +99,8 @@ async def test_non_utf8_bytes_in_auth_headers_are_a_401_not_a_500(kafka_bootstra
     async with serving_ingress(settings) as ingress:
         for target, headers, code in cases:
             raw = await exchange(ingress.port, _request(target, headers))
-            status, _, body = _answer(raw)
-            assert (status, orjson.loads(body)["error"]) == (401, code), raw
+            answer = parse_response(raw)
+            assert (answer.status, orjson.loads(answer.body)["error"]) == (401, code), raw
         assert ingress.metric(REQUESTS, route="/webhooks/omicall", status="401") == 1
         assert ingress.metric(REQUESTS, route=BY_PATH, status="401") == 3
         assert ingress.metric(REQUESTS, route=BY_PATH, status="500") is None
@@ -155,10 +148,10 @@ async def test_a_clients_malformed_http_is_one_warning_line_without_its_token(
     async with serving_ingress(ingress_settings(kafka_bootstrap)) as ingress:
         for request in malformed:
             raw = await exchange(ingress.port, request)
-            assert _answer(raw)[0] == 400, raw
+            assert parse_response(raw).status == 400, raw
         for request in well_formed:
             raw = await exchange(ingress.port, request)
-            assert _answer(raw)[0] in {400, 415}, raw
+            assert parse_response(raw).status in {400, 415}, raw
     text = service_log.getvalue()
     assert TOKEN not in text
     lines = _ours(_lines(service_log))
@@ -188,6 +181,6 @@ async def test_a_413_closes_the_connection_at_once(kafka_bootstrap: str, chunked
     settings = ingress_settings(kafka_bootstrap, max_body_bytes=4096)
     async with serving_ingress(settings) as ingress:
         raw = await exchange(ingress.port, request, close_within_s=1.0)
-    status, headers, body = _answer(raw)
-    assert (status, orjson.loads(body)["error"]) == (413, "payload_too_large")
-    assert headers["connection"] == "close"
+    answer = parse_response(raw)
+    assert (answer.status, orjson.loads(answer.body)["error"]) == (413, "payload_too_large")
+    assert answer.headers["connection"] == "close"
