@@ -91,6 +91,28 @@ def webhook(body: bytes = EVENT) -> bytes:
     return request("POST", WEBHOOK, body, Content_Type="application/json")
 
 
+async def trickle_until_closed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, within_s: float
+) -> tuple[bytes, float]:
+    """Send ``data`` a byte every 50 ms until the server closes the connection (AssertionError
+    if not within ``within_s``): what it answered, and how long after the first byte."""
+    began = time.monotonic()
+    trickling = asyncio.create_task(trickle(writer, data, every_s=0.05))
+    try:
+        answer = await read_until_closed(reader, within_s)
+    finally:
+        trickling.cancel()
+        await close(writer)
+    return answer, time.monotonic() - began
+
+
+def assert_408_and_close(answer: bytes, code: str) -> None:
+    response = parse_response(answer)
+    assert response.status == 408
+    assert response.headers["connection"] == "close"
+    assert orjson.loads(response.body)["error"] == code
+
+
 @pytest.mark.parametrize("after_a_request", [False, True], ids=["first", "keep-alive"])
 async def test_headers_that_trickle_get_408_and_a_close_at_the_header_timeout(
     after_a_request: bool,
@@ -102,22 +124,12 @@ async def test_headers_that_trickle_get_408_and_a_close_at_the_header_timeout(
             assert (await read_response(reader)).status == 200
             # Idle longer than the header timeout: idle time is not header time.
             assert await still_open_after(reader, 0.8)
-        began = time.monotonic()
         slow = b"POST " + WEBHOOK.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 500
-        trickling = asyncio.create_task(trickle(writer, slow, every_s=0.05))
-        try:
-            answer = await read_until_closed(reader, within_s=0.5 + LATE_S)
-        finally:
-            trickling.cancel()
-            await close(writer)
-        took = time.monotonic() - began
+        answer, took = await trickle_until_closed(reader, writer, slow, within_s=0.5 + LATE_S)
         counters = (await get(port, "/metrics")).body
 
     assert took >= 0.45  # from the request's first byte, not from the connection's start
-    response = parse_response(answer)
-    assert response.status == 408
-    assert response.headers["connection"] == "close"
-    assert orjson.loads(response.body)["error"] == "header_timeout"
+    assert_408_and_close(answer, "header_timeout")
     assert metric(counters, 'callstream_ingress_closed_connections_total{reason="header_timeout"}')
 
 
@@ -167,18 +179,8 @@ async def test_a_body_that_trickles_gets_408_and_a_close_at_the_body_timeout(
     async with serving(header_timeout_s=5.0, body_timeout_s=0.5) as port:
         reader, writer = await connect(port)
         writer.write(head)
-        began = time.monotonic()
-        trickling = asyncio.create_task(trickle(writer, body, every_s=0.05))
-        try:
-            answer = await read_until_closed(reader, within_s=0.5 + LATE_S)
-        finally:
-            trickling.cancel()
-            await close(writer)
-        took = time.monotonic() - began
-    response = parse_response(answer)
-    assert response.status == 408
-    assert response.headers["connection"] == "close"
-    assert orjson.loads(response.body)["error"] == "body_timeout"
+        answer, took = await trickle_until_closed(reader, writer, body, within_s=0.5 + LATE_S)
+    assert_408_and_close(answer, "body_timeout")
     assert took >= 0.45
 
 
