@@ -74,6 +74,16 @@ async def test_the_broker_creates_no_topic_on_first_use(
     assert not await _topic_exists(kafka_bootstrap, name)
 
 
+async def _refusal(env: dict[str, str], *argv: str, deadline_s: float) -> str:
+    """What ``callstream *argv`` says when it refuses to start on wrong topics: exit 1, the
+    headline, no traceback."""
+    run = await asyncio.to_thread(callstream, *argv, env=env, timeout=deadline_s)
+    assert run.code == 1, run.stderr
+    assert HEADLINE in run.stderr
+    assert "Traceback" not in run.stderr
+    return run.stderr
+
+
 def _prefix() -> str:
     return f"chk{uuid.uuid4().hex[:10]}."
 
@@ -96,19 +106,14 @@ async def test_the_worker_refuses_to_start_on_split_or_deleting_topics(
         "CALLSTREAM_STORE": "memory",
         "CALLSTREAM_DATA_DIR": str(tmp_path / "worker"),
     }
-    run = await asyncio.to_thread(
-        callstream, "worker", "--web-port", str(free_port()), env=env, timeout=120
-    )
-    assert run.code == 1, run.stderr
-    assert HEADLINE in run.stderr
+    refusal = await _refusal(env, "worker", "--web-port", str(free_port()), deadline_s=120)
     assert (
         f"topic {prefix}omicall.call-events has 3 partitions, {prefix}omicall.cdrs has 6: "
         "the join needs equal counts (registry: 6). Add partitions: kafka-topics.sh "
         f"--bootstrap-server {kafka_bootstrap} --alter --topic {prefix}omicall.call-events "
         "--partitions 6"
-    ) in run.stderr
-    assert f"topic {changelog} has cleanup.policy=delete, callstream needs compact" in run.stderr
-    assert "Traceback" not in run.stderr
+    ) in refusal
+    assert f"topic {changelog} has cleanup.policy=delete, callstream needs compact" in refusal
 
 
 async def test_the_ingress_refuses_to_start_on_split_topics(
@@ -122,18 +127,13 @@ async def test_the_ingress_refuses_to_start_on_split_topics(
         "CALLSTREAM_TOPIC_PREFIX": prefix,
         "CALLSTREAM_WEBHOOK_TOKENS": TOKEN,
     }
-    run = await asyncio.to_thread(
-        callstream, "ingest", "--port", str(free_port()), env=env, timeout=60
-    )
-    assert run.code == 1, run.stderr
-    assert HEADLINE in run.stderr
+    refusal = await _refusal(env, "ingest", "--port", str(free_port()), deadline_s=60)
     assert (
         f"topic {prefix}omicall.cdrs has 12 partitions, {prefix}omicall.call-events has 6: "
         "the join needs equal counts (registry: 6). Partitions cannot be removed: delete it "
         f"(kafka-topics.sh --bootstrap-server {kafka_bootstrap} --delete --topic "
         f"{prefix}omicall.cdrs; its records are lost)"
-    ) in run.stderr
-    assert "Traceback" not in run.stderr
+    ) in refusal
 
 
 async def test_the_ingress_is_not_ready_and_accepts_nothing_while_it_cannot_create_its_topics(
