@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,9 +16,11 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callstream.health import wait_http_ok
 from callstream.ingest.app import METRICS, PUBLISHER, create_app
 from callstream.ingest.auth import TokenSet
 from callstream.ingest.settings import IngressSettings
+from callstream.kafka.broker import free_port
 from callstream.schemas.topics import topic_names
 
 TOKEN = "test-token-" + "a1b2c3d4e5f6a7b8"
@@ -106,3 +110,52 @@ async def wait_until(condition: Callable[[], bool], what: str, deadline_s: float
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class IngressProcess:
+    """A `callstream ingest` process and its port on 127.0.0.1."""
+
+    port: int
+    process: asyncio.subprocess.Process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def ingress_process(
+    env: Mapping[str, str], bootstrap: str, prefix: str, log: Path, ready_s: float = 60.0
+) -> AsyncIterator[IngressProcess]:
+    """`callstream ingest` on a free port of 127.0.0.1 with ``env`` (plus the test token, the
+    broker and the topic prefix), ready; its output in ``log``. Stopped with SIGTERM at the end
+    unless it exited already (killed after 30 s); its exit code is ``process.returncode``."""
+    port = free_port()
+    env = {
+        **env,
+        "CALLSTREAM_WEBHOOK_TOKENS": TOKEN,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CALLSTREAM_TOPIC_PREFIX": prefix,
+    }
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "callstream", "ingest", "--port", str(port)),
+            env=env,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    ingress = IngressProcess(port, process)
+    try:
+        if not await asyncio.to_thread(wait_http_ok, f"{ingress.url}/readyz", ready_s):
+            tail = (await asyncio.to_thread(log.read_text))[-3000:]
+            raise AssertionError(f"the ingress did not become ready:\n{tail}")
+        yield ingress
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

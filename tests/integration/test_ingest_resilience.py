@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import aiohttp
 import orjson
 from aiokafka.structs import ConsumerRecord
 
-from callstream.health import wait_http_ok
 from callstream.kafka import broker
 from callstream.kafka.release import KafkaRelease
 from callstream.schemas.topics import CALL_EVENTS, topic_names
@@ -21,6 +19,7 @@ from tests.integration.cli_helpers import callstream
 from tests.integration.ingress_support import (
     TOKEN,
     Ingress,
+    ingress_process,
     ingress_settings,
     running_ingress,
     sample,
@@ -113,24 +112,17 @@ async def test_broker_down_gives_503_in_time_and_recovery_needs_no_restart(
 
 
 async def test_sigterm_lets_in_flight_requests_finish_and_loses_no_ack(
-    kafka_bootstrap: str, cli_env: dict[str, str]
+    kafka_bootstrap: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     prefix = f"sigterm{os.getpid()}{time.monotonic_ns() % 100000}."
     topic = topic_names(prefix)[CALL_EVENTS]
-    port = broker.free_port()
-    env = {
-        **cli_env,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "CALLSTREAM_WEBHOOK_TOKENS": TOKEN,
-        "CALLSTREAM_TOPIC_PREFIX": prefix,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callstream", "ingest", "--port", str(port), env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    assert await asyncio.to_thread(wait_http_ok, f"{base}/readyz", 30)
     template = orjson.loads(sample("event-ringing.json"))
-    async with aiohttp.ClientSession() as session:
+    log = tmp_path / "ingress.log"
+    async with (
+        ingress_process(cli_env, kafka_bootstrap, prefix, log, ready_s=30) as ingress,
+        aiohttp.ClientSession() as session,
+    ):
+        base, process = ingress.url, ingress.process
 
         async def post(i: int) -> int:
             body = orjson.dumps({**template, "call_uuid": f"term-{i}"})

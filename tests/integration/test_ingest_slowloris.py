@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
 
-from callstream.health import wait_http_ok
-from callstream.kafka import broker
-from tests.integration.ingress_support import TOKEN, sample
+from tests.integration.ingress_support import TOKEN, ingress_process, sample
 from tests.raw_http import close, connect, parse_response, read_until_closed, request, trickle
 
 HEADER_TIMEOUT_S = 1.0
@@ -137,23 +136,17 @@ def _open_connections(exposition: str) -> float:
 
 @pytest.mark.reliability
 async def test_a_slowloris_is_cut_off_while_webhooks_keep_their_latency(
-    kafka_bootstrap: str, cli_env: dict[str, str]
+    kafka_bootstrap: str, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    port = broker.free_port()
     env = {
         **cli_env,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "CALLSTREAM_WEBHOOK_TOKENS": TOKEN,
-        "CALLSTREAM_TOPIC_PREFIX": f"loris{port}.",
         "CALLSTREAM_HEADER_TIMEOUT": str(HEADER_TIMEOUT_S),
         "CALLSTREAM_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callstream", "ingest", "--port", str(port), env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert await asyncio.to_thread(wait_http_ok, f"{base}/readyz", 30)
+    prefix = f"loris{uuid.uuid4().hex[:8]}."
+    log = tmp_path / "ingress.log"
+    async with ingress_process(env, kafka_bootstrap, prefix, log, ready_s=30) as ingress:
+        port, base = ingress.port, ingress.url
         async with aiohttp.ClientSession() as session:
             await _post_webhooks(session, base, for_s=0.5)  # warm: topics, producer, pool
             baseline = await _post_webhooks(session, base, for_s=3.0)
@@ -162,9 +155,7 @@ async def test_a_slowloris_is_cut_off_while_webhooks_keep_their_latency(
                     metrics_during = await response.text()
                 # Long enough for every slow connection to meet its deadline at least once.
                 during = await _post_webhooks(session, base, for_s=BODY_TIMEOUT_S + LATE_S + 1)
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert ingress.process.returncode == 0  # stopped by SIGTERM, cleanly
 
     usual = statistics.median(baseline), statistics.quantiles(baseline, n=20)[-1]
     attacked = statistics.median(during), statistics.quantiles(during, n=20)[-1]
