@@ -232,6 +232,7 @@ def completed_call(state: CallState) -> CompletedCall:
         talk_seconds=state.talk_sec,
         duration_seconds=duration,
         price=state.cost,
+        billed_seconds=state.bill_sec,
         ended_by=None if cdr is None else cdr.endby_name,
         recording_url=None if cdr is None else cdr.recording_file_url,
         cdr_missing=state.cdr_missing,

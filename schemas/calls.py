@@ -91,6 +91,7 @@ class CompletedCall(msgspec.Struct, frozen=True, kw_only=True):
     talk_seconds: Secs | None = None
     duration_seconds: Secs | None = None
     price: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    billed_seconds: Secs | None = None  # the CDR's bill_sec
     ended_by: str | None = None
     recording_url: str | None = None
     cdr_missing: bool = False  # completed by a timeout, without a CDR

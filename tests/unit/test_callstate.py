@@ -140,6 +140,7 @@ def test_in_order_each_step_publishes_what_changed() -> None:
         talk_seconds=6.0,  # the CDR's bill_sec beats hangup - answered (6.5)
         duration_seconds=12.0,
         price=55.002,
+        billed_seconds=6.0,
         ended_by="end_call_by_customer",
         recording_url=CDR.recording_file_url,
     )

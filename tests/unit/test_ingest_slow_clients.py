@@ -25,7 +25,7 @@ from tests.raw_http import (
 )
 
 # Generous margins over each timeout: the deadline is what is tested, not scheduling jitter.
-LATE_S = 1.5
+LATE_S = 5.0  # a loaded 2-core machine (helpers, CI) has run late by more than 1.5 s
 
 
 async def trickle_until_closed(

@@ -1,0 +1,95 @@
+"""A window's published figures: its partitions' shares added up.
+
+Each partition sends its whole share of a window, with the share's version, every time it
+changes. The window keeps the latest share of each partition (a share whose version it already
+has or passed changes nothing: a duplicate, a replay, or one overtaken) and publishes their
+sum, so it is exact whatever the delivery. At most one share per input partition.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from callstream.processors.callmetrics.contribution import PRICE_UNITS
+from callstream.processors.callmetrics.partials import Partial
+from callstream.processors.callmetrics.windows import MetricSettings, WindowKey, window_end
+from callstream.schemas.metrics import WindowMetrics
+
+
+class ShareUpdate(msgspec.Struct, array_like=True):
+    """A partition's new share of a window: what the fold sends the window's owner."""
+
+    key: bytes  # WindowKey.table_key()
+    partition: int
+    share: Partial
+
+
+class Window(msgspec.Struct, array_like=True):
+    """The latest share of each partition that counted calls in the window."""
+
+    shares: dict[int, Partial] = msgspec.field(default_factory=dict)
+
+
+def merged(window: Window | None, update: ShareUpdate) -> Window | None:
+    """``window`` with ``update``'s share, or ``None`` when it already has that version or a
+    later one (nothing to change or publish)."""
+    held = None if window is None else window.shares.get(update.partition)
+    if held is not None and held.version >= update.share.version:
+        return None
+    shares = {} if window is None else dict(window.shares)
+    shares[update.partition] = update.share
+    return Window(shares)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _seconds(total_ms: int, count: int) -> float | None:
+    return total_ms / count / 1000 if count else None
+
+
+def window_metrics(
+    key: WindowKey, window: Window, settings: MetricSettings, updated_at_ms: int
+) -> WindowMetrics:
+    """The published figures of ``window``: its shares added up."""
+    shares = list(window.shares.values())
+
+    def total(field: str) -> int:
+        return sum(getattr(share, field) for share in shares)
+
+    offered, answered = total("offered"), total("answered")
+    ring_count, talk_count = total("ring_count"), total("talk_count")
+    maxima = [share.max_ring_ms for share in shares if share.max_ring_ms is not None]
+    names: dict[str, int] = {}
+    for share in shares:
+        for name, count in share.names.items():
+            names[name] = names.get(name, 0) + count
+    return WindowMetrics(
+        dimension=key.dimension,
+        value=key.value,
+        label=min(names, key=lambda name: (-names[name], name)) if names else None,
+        window=key.window,
+        zone=settings.zone,
+        window_start_ms=key.start_ms,
+        window_end_ms=window_end(key, settings),
+        revision=max(1, total("version")),
+        offered=offered,
+        answered=answered,
+        missed=total("missed"),
+        abandoned=total("abandoned"),
+        answered_within_sla=total("within_sla"),
+        service_level_threshold_s=settings.service_level_s,
+        answer_rate=_ratio(answered, offered),
+        abandon_rate=_ratio(total("abandoned"), offered),
+        service_level=_ratio(total("within_sla"), offered),
+        avg_speed_of_answer_s=_seconds(total("ring_ms"), ring_count),
+        max_speed_of_answer_s=max(maxima) / 1000 if maxima and ring_count else None,
+        avg_handle_time_s=_seconds(total("talk_ms"), talk_count),
+        talk_seconds=total("talk_ms") / 1000,
+        billed_seconds=total("billed_ms") / 1000,
+        total_price=total("price_units") / PRICE_UNITS,
+        cdr_missing=total("cdr_missing"),
+        live_missing=total("live_missing"),
+        updated_at_ms=updated_at_ms,
+    )

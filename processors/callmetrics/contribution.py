@@ -1,0 +1,107 @@
+"""What one completed call adds to each of its windows: a function of the call alone.
+
+Because a call's contribution depends on nothing but its completed record, a correction is
+exact: the old record's contribution comes out of each window, the new one's goes in
+(docs/metrics.md, Exactness). Seconds are kept as integer milliseconds and prices as integer
+millionths, so sums and their reversals are exact in any order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from callstream.processors.callmetrics.windows import MetricSettings, WindowKey, window_bounds
+from callstream.schemas.calls import CompletedCall
+from callstream.schemas.metrics import Dimension
+
+PRICE_UNITS = 1_000_000  # a price is counted in millionths
+
+
+class CallFigures(NamedTuple):
+    """One call's figures, the same in each of its windows."""
+
+    offered: int
+    answered: int
+    missed: int
+    abandoned: int
+    within_sla: int
+    ring_ms: int | None  # speed of answer: an answered call whose ring time is known
+    talk_ms: int | None  # handle time: an answered call whose talk time is known
+    billed_ms: int
+    price_units: int
+    cdr_missing: int
+    live_missing: int
+    agent_name: str | None
+
+
+def to_ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def call_figures(call: CompletedCall, settings: MetricSettings) -> CallFigures:
+    answered = call.outcome == "answered"
+    ring_ms = to_ms(call.ring_seconds) if answered else None
+    within = answered and ring_ms is not None and ring_ms <= settings.service_level_s * 1000
+    return CallFigures(
+        offered=1,
+        answered=int(answered),
+        missed=int(call.outcome == "missed"),
+        abandoned=int(call.outcome == "abandoned"),
+        within_sla=int(within),
+        ring_ms=ring_ms,
+        talk_ms=to_ms(call.talk_seconds) if answered else None,
+        billed_ms=to_ms(call.billed_seconds) or 0,
+        price_units=round((call.price or 0.0) * PRICE_UNITS),
+        cdr_missing=int(call.cdr_missing),
+        live_missing=int(call.live_missing),
+        agent_name=call.agent_name or None,
+    )
+
+
+def dimension_values(call: CompletedCall) -> list[tuple[Dimension, str]]:
+    """The dimension values a call counts under: ``all`` always, the others when known."""
+    values: list[tuple[Dimension, str]] = [("all", "all")]
+    for dimension, value in (
+        ("hotline", call.hotline),
+        ("agent", call.agent_extension),
+        ("direction", call.direction),
+    ):
+        if value:
+            values.append((dimension, value))  # type: ignore[arg-type]
+    return values
+
+
+def contribution(
+    call: CompletedCall | None, settings: MetricSettings
+) -> dict[WindowKey, CallFigures]:
+    """Every window key of ``call`` with its figures; none for a call without a start time."""
+    if call is None or call.started_at_ms is None:
+        return {}
+    figures = call_figures(call, settings)
+    starts = [
+        (window, window_bounds(call.started_at_ms, window, settings.tz)[0])
+        for window in settings.windows
+    ]
+    return {
+        WindowKey(dimension, value, window, start): figures
+        for dimension, value in dimension_values(call)
+        for window, start in starts
+    }
+
+
+Change = tuple[WindowKey, CallFigures | None, CallFigures | None]
+
+
+def changes(
+    before: CompletedCall | None, after: CompletedCall | None, settings: MetricSettings
+) -> list[Change]:
+    """(key, old figures, new figures) for every window whose share of the call changes,
+    ``before`` and ``after`` being the call's completed record (``None``: not completed)."""
+    old, new = contribution(before, settings), contribution(after, settings)
+    found: list[Change] = []
+    for key in old.keys() | new.keys():
+        was, now = old.get(key), new.get(key)
+        if was != now:
+            found.append((key, was, now))
+    found.sort()
+    return found

@@ -1,0 +1,129 @@
+"""Tumbling windows on the call centre's local clock, and the keys that name them.
+
+A window's bounds come from the local wall clock of ``MetricSettings.zone``: a day starts at
+local midnight, an hour at the local hour. Minute windows fall on the same instants in every
+zone whose offset is a whole number of minutes (all of today's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from callstream.schemas.metrics import Dimension, Window
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+WINDOW_MS: dict[Window, int] = {
+    "1m": MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": HOUR_MS,
+    "1d": DAY_MS,
+}
+DIMENSIONS: tuple[Dimension, ...] = ("all", "hotline", "agent", "direction")
+_EPOCH = datetime(1970, 1, 1)  # naive: local wall-clock milliseconds count from it
+_SEPARATOR = "\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSettings:
+    """What the metrics count and how long they wait.
+
+    ``windows`` (``CALLSTREAM_METRICS_WINDOWS``, default 1m,15m,1h,1d); ``zone``
+    (``CALLSTREAM_TIME_ZONE``, Asia/Ho_Chi_Minh); ``service_level_s``
+    (``CALLSTREAM_SERVICE_LEVEL_S``, 20): answered within it counts towards the service level;
+    ``grace_ms`` (``CALLSTREAM_METRICS_GRACE_S``, 1 h): how long after its end a window shorter
+    than a day still takes calls; ``day_grace_ms`` (``CALLSTREAM_METRICS_DAY_GRACE_S``, 1 day):
+    the same for day windows.
+    """
+
+    windows: tuple[Window, ...] = ("1m", "15m", "1h", "1d")
+    zone: str = "Asia/Ho_Chi_Minh"
+    service_level_s: float = 20.0
+    grace_ms: int = HOUR_MS
+    day_grace_ms: int = DAY_MS
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = [window for window in self.windows if window not in WINDOW_MS]
+        if unknown or not self.windows:
+            raise ValueError(f"windows {list(self.windows)}: use some of {list(WINDOW_MS)}")
+        object.__setattr__(self, "tz", ZoneInfo(self.zone))  # raises for an unknown zone
+
+    def grace_of(self, window: Window) -> int:
+        return self.day_grace_ms if WINDOW_MS[window] >= DAY_MS else self.grace_ms
+
+
+class WindowKey(NamedTuple):
+    """One window of one dimension value: the unit the metrics are kept and published by."""
+
+    dimension: Dimension
+    value: str
+    window: Window
+    start_ms: int
+
+    def topic_key(self) -> str:
+        """Its key on ``callstream.metrics``: ``<dimension>:<value>:<window>:<start>``."""
+        return f"{self.dimension}:{self.value}:{self.window}:{self.start_ms}"
+
+    def table_key(self) -> bytes:
+        """Its key in the worker's tables: fields joined by NUL, the start zero-padded, so one
+        dimension's (and one value's) windows sort together and by start."""
+        return _SEPARATOR.join(
+            (self.dimension, self.value, self.window, f"{self.start_ms:015d}")
+        ).encode()
+
+    @classmethod
+    def from_table_key(cls, key: bytes) -> WindowKey:
+        dimension, value, window, start = key.decode().split(_SEPARATOR)
+        return cls(dimension, value, window, int(start))  # type: ignore[arg-type]
+
+
+def table_prefix(dimension: str, value: str | None = None) -> bytes:
+    """The table-key prefix of a dimension's windows, or of one value's."""
+    parts = [dimension] if value is None else [dimension, value]
+    return (_SEPARATOR.join(parts) + _SEPARATOR).encode()
+
+
+def window_bounds(at_ms: int, window: Window, tz: ZoneInfo) -> tuple[int, int]:
+    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``."""
+    size = WINDOW_MS[window]
+    local_ms = at_ms + _offset_ms(at_ms, tz)
+    local_start = local_ms - local_ms % size
+    start = _from_local(local_start, tz)
+    if start > at_ms:  # a start inside a clock change (a gap or an overlap): take the instant
+        start = at_ms - (local_ms - local_start)
+    return start, max(_from_local(local_start + size, tz), at_ms + 1)
+
+
+def _offset_ms(at_ms: int, tz: ZoneInfo) -> int:
+    return _ms(datetime.fromtimestamp(at_ms // 1000, UTC).astimezone(tz).utcoffset())
+
+
+def _ms(offset: timedelta | None) -> int:
+    if offset is None:  # never, for a datetime aware of a ZoneInfo
+        raise ValueError("no UTC offset")
+    return offset // timedelta(milliseconds=1)
+
+
+@lru_cache(maxsize=4096)
+def _from_local(local_ms: int, tz: ZoneInfo) -> int:
+    """The instant whose wall clock in ``tz`` reads ``local_ms`` (the earlier one on overlap)."""
+    wall = (_EPOCH + timedelta(milliseconds=local_ms)).replace(tzinfo=tz)
+    return local_ms - _ms(wall.utcoffset())
+
+
+def window_end(key: WindowKey, settings: MetricSettings) -> int:
+    """The end (exclusive, epoch ms) of the window ``key`` names."""
+    return window_bounds(key.start_ms, key.window, settings.tz)[1]
+
+
+def is_late(key: WindowKey, now_ms: int, settings: MetricSettings) -> bool:
+    """Whether a change to the window comes after its grace: it is then dropped."""
+    return now_ms > window_end(key, settings) + settings.grace_of(key.window)

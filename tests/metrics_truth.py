@@ -1,0 +1,91 @@
+"""The metrics of a set of completed calls, computed in one batch from scratch: the ground
+truth the worker's incremental, partitioned fold is checked against. Written apart from
+callstream.processors.callmetrics on purpose: it imports nothing from it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from callstream.schemas.calls import CompletedCall
+
+_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
+
+
+def window_start(at_ms: int, window: str, zone: str) -> int:
+    """The start of the window holding ``at_ms``, by the local wall clock of ``zone``."""
+    local = datetime.fromtimestamp(at_ms // 1000, UTC).astimezone(ZoneInfo(zone))
+    if window == "1d":
+        floor = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        minutes = _MINUTES[window]
+        minute_of_day = local.hour * 60 + local.minute
+        start_minute = minute_of_day - minute_of_day % minutes
+        floor = local.replace(
+            hour=start_minute // 60, minute=start_minute % 60, second=0, microsecond=0
+        )
+    # the wall clock read back as an instant (the earlier one in an overlap)
+    naive = floor.replace(tzinfo=None)
+    instant = naive.replace(tzinfo=ZoneInfo(zone), fold=0)
+    return int(instant.timestamp()) * 1000
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def expected_windows(
+    calls: list[CompletedCall], windows: list[str], zone: str, sla_s: float
+) -> dict[str, dict[str, Any]]:
+    """``{topic key: figures}`` of every window the calls fall in."""
+    members: dict[str, list[CompletedCall]] = defaultdict(list)
+    for call in calls:
+        if call.started_at_ms is None:
+            continue
+        keys = [("all", "all")]
+        if call.hotline:
+            keys.append(("hotline", call.hotline))
+        if call.agent_extension:
+            keys.append(("agent", call.agent_extension))
+        if call.direction:
+            keys.append(("direction", call.direction))
+        for dimension, value in keys:
+            for window in windows:
+                start = window_start(call.started_at_ms, window, zone)
+                members[f"{dimension}:{value}:{window}:{start}"].append(call)
+    return {key: _figures(key, group, sla_s) for key, group in members.items()}
+
+
+def _figures(key: str, calls: list[CompletedCall], sla_s: float) -> dict[str, Any]:
+    answered = [call for call in calls if call.outcome == "answered"]
+    rings = [ms for ms in (_ms(call.ring_seconds) for call in answered) if ms is not None]
+    talks = [ms for ms in (_ms(call.talk_seconds) for call in answered) if ms is not None]
+    within = [ring for ring in rings if ring <= sla_s * 1000]
+    abandoned = sum(call.outcome == "abandoned" for call in calls)
+    names: dict[str, int] = defaultdict(int)
+    if key.startswith("agent:"):
+        for call in calls:
+            if call.agent_name:
+                names[call.agent_name] += 1
+    offered = len(calls)
+    return {
+        "label": sorted(names, key=lambda name: (-names[name], name))[0] if names else None,
+        "offered": offered,
+        "answered": len(answered),
+        "missed": sum(call.outcome == "missed" for call in calls),
+        "abandoned": abandoned,
+        "answered_within_sla": len(within),
+        "answer_rate": len(answered) / offered,
+        "abandon_rate": abandoned / offered,
+        "service_level": len(within) / offered,
+        "avg_speed_of_answer_s": sum(rings) / len(rings) / 1000 if rings else None,
+        "max_speed_of_answer_s": max(rings) / 1000 if rings else None,
+        "avg_handle_time_s": sum(talks) / len(talks) / 1000 if talks else None,
+        "talk_seconds": sum(talks) / 1000,
+        "billed_seconds": sum(_ms(call.billed_seconds) or 0 for call in calls) / 1000,
+        "total_price": sum(round((call.price or 0) * 1_000_000) for call in calls) / 1_000_000,
+        "cdr_missing": sum(call.cdr_missing for call in calls),
+        "live_missing": sum(call.live_missing for call in calls),
+    }

@@ -1,0 +1,158 @@
+"""Windows on the call centre's clock, their keys, and what one call contributes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfoNotFoundError
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callstream.processors.callmetrics.contribution import call_figures, changes, contribution
+from callstream.processors.callmetrics.windows import (
+    WINDOW_MS,
+    MetricSettings,
+    WindowKey,
+    is_late,
+    table_prefix,
+    window_bounds,
+)
+from callstream.schemas.calls import CompletedCall
+from tests.metrics_truth import window_start
+
+ZONES = ["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "UTC"]
+instants = st.integers(1_600_000_000_000, 1_900_000_000_000)
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def test_a_day_in_ho_chi_minh_starts_at_its_midnight() -> None:
+    tz = MetricSettings().tz
+    assert window_bounds(ms("2026-11-28T10:00:00+00:00"), "1d", tz) == (
+        ms("2026-11-27T17:00:00+00:00"),
+        ms("2026-11-28T17:00:00+00:00"),
+    )
+    assert window_bounds(ms("2026-11-28T16:59:59.999+00:00"), "1h", tz) == (
+        ms("2026-11-28T16:00:00+00:00"),
+        ms("2026-11-28T17:00:00+00:00"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"), [("2026-03-29T12:00:00+02:00", 23), ("2026-10-25T12:00:00+01:00", 25)]
+)
+def test_days_that_change_the_clock_are_shorter_or_longer(day: str, hours: int) -> None:
+    start, end = window_bounds(ms(day), "1d", MetricSettings(zone="Europe/Berlin").tz)
+    assert end - start == hours * 3_600_000
+
+
+@given(instants, st.sampled_from(ZONES), st.sampled_from(list(WINDOW_MS)))
+def test_windows_hold_their_instant_tile_time_and_match_the_wall_clock(
+    at_ms: int, zone: str, window: str
+) -> None:
+    tz = MetricSettings(zone=zone).tz
+    start, end = window_bounds(at_ms, window, tz)  # type: ignore[arg-type]
+    assert start <= at_ms < end
+    assert window_bounds(start, window, tz) == (start, end)  # type: ignore[arg-type]
+    assert window_bounds(end, window, tz)[0] == end  # type: ignore[arg-type]
+    assert start == window_start(at_ms, window, zone)
+
+
+@given(instants, st.sampled_from(ZONES))
+def test_minute_windows_are_the_same_in_every_zone(at_ms: int, zone: str) -> None:
+    utc = MetricSettings(zone="UTC").tz
+    assert window_bounds(at_ms, "1m", MetricSettings(zone=zone).tz) == window_bounds(
+        at_ms, "1m", utc
+    )
+
+
+def test_settings_refuse_unknown_windows_and_zones() -> None:
+    with pytest.raises(ValueError, match="windows"):
+        MetricSettings(windows=("2m",))  # type: ignore[arg-type]
+    with pytest.raises(ZoneInfoNotFoundError):
+        MetricSettings(zone="Mars/Olympus")
+
+
+def test_a_window_is_late_after_its_grace() -> None:
+    settings = MetricSettings(zone="UTC", grace_ms=60_000, day_grace_ms=3_600_000)
+    minute = WindowKey("all", "all", "1m", 0)
+    day = WindowKey("all", "all", "1d", 0)
+    assert not is_late(minute, 120_000, settings)
+    assert is_late(minute, 120_001, settings)
+    assert not is_late(day, 86_400_000 + 3_600_000, settings)
+    assert is_late(day, 86_400_000 + 3_600_001, settings)
+
+
+def test_table_keys_round_trip_and_sort_by_dimension_value_then_start() -> None:
+    keys = [
+        WindowKey("hotline", "1900", "1h", 3_600_000),
+        WindowKey("hotline", "1900", "1h", 36_000_000),
+        WindowKey("hotline", "19001", "1h", 0),
+    ]
+    encoded = [key.table_key() for key in keys]
+    assert sorted(encoded) == encoded
+    assert [WindowKey.from_table_key(raw) for raw in encoded] == keys
+    assert all(raw.startswith(table_prefix("hotline", "1900")) for raw in encoded[:2])
+    assert not encoded[2].startswith(table_prefix("hotline", "1900"))
+    assert keys[0].topic_key() == "hotline:1900:1h:3600000"
+
+
+CALL = CompletedCall(
+    call_id="c",
+    revision=1,
+    source="both",
+    outcome="answered",
+    direction="inbound",
+    hotline="1900",
+    agent_extension="100",
+    agent_name="Lan",
+    started_at_ms=ms("2026-11-28T10:00:30+00:00"),
+    ring_seconds=12.5,
+    talk_seconds=5.0,
+    billed_seconds=6.0,
+    price=55.002,
+)
+
+
+def test_a_call_counts_once_in_each_window_of_each_dimension_value() -> None:
+    settings = MetricSettings()
+    keys = contribution(CALL, settings)
+    assert len(keys) == 4 * 4
+    assert {(k.dimension, k.value) for k in keys} == {
+        ("all", "all"),
+        ("hotline", "1900"),
+        ("agent", "100"),
+        ("direction", "inbound"),
+    }
+    figures = call_figures(CALL, settings)
+    assert (figures.answered, figures.within_sla, figures.ring_ms, figures.talk_ms) == (
+        1,
+        1,
+        12_500,
+        5_000,
+    )
+    assert (figures.billed_ms, figures.price_units) == (6_000, 55_002_000)
+    unknown = CompletedCall(call_id="d", revision=1, source="live", outcome="missed")
+    assert contribution(unknown, settings) == {}  # no start: no window
+
+
+def test_a_correction_moves_the_call_between_keys_and_changes_only_what_moved() -> None:
+    settings = MetricSettings(windows=("1h",))
+    moved = CompletedCall(**{**_fields(CALL), "hotline": "1800", "revision": 2})
+    found = changes(CALL, moved, settings)
+    moves = sorted((key.dimension, key.value, old is None, new is None) for key, old, new in found)
+    assert moves == [("hotline", "1800", True, False), ("hotline", "1900", False, True)]
+    assert changes(CALL, CALL, settings) == []
+
+
+def _fields(call: CompletedCall) -> dict[str, object]:
+    return {name: getattr(call, name) for name in call.__struct_fields__}
+
+
+def test_the_hour_start_is_utc_aligned_in_a_whole_hour_zone() -> None:
+    at = datetime(2026, 11, 28, 10, 42, tzinfo=UTC)
+    start, _ = window_bounds(int(at.timestamp() * 1000), "1h", MetricSettings().tz)
+    assert start == int(datetime(2026, 11, 28, 10, tzinfo=UTC).timestamp() * 1000)
