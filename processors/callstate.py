@@ -16,6 +16,12 @@ from typing import ClassVar, NamedTuple
 
 import msgspec
 
+from callstream.processors.cdr_reading import (
+    cdr_answered,
+    cdr_billed_talk_sec,
+    cdr_ring_sec,
+    cdr_talk_sec,
+)
 from callstream.schemas.calls import CallState, CallStatus, CompletedCall, LiveCall, Outcome
 from callstream.schemas.omicall import CallDetailRecord, LiveCallEvent
 from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED, LIVE_CALLS
@@ -357,7 +363,7 @@ def _derive(
     direction = cdr.direction if cdr is not None else first.direction if first else None
     status = _status(inputs, cdr_missing)
     ended = status in ("ended", "completed")
-    answered = inputs.answered_at_ms is not None or (cdr is not None and cdr.bill_sec > 0)
+    answered = _answered(inputs)
     ring_sec, estimated = _ring_sec(inputs, answered)
     customer, agent, hotline = _parties(first, cdr, inbound=direction == "inbound")
     return CallState(
@@ -397,28 +403,34 @@ def _status(inputs: _Inputs, cdr_missing: bool) -> CallStatus:
     return "ringing"
 
 
+def _answered(inputs: _Inputs) -> bool:
+    """The CDR's word when it has one (cdr_reading.cdr_answered), else an ``answered`` event."""
+    said = None if inputs.cdr is None else cdr_answered(inputs.cdr)
+    return inputs.answered_at_ms is not None if said is None else said
+
+
 def _ring_sec(inputs: _Inputs, answered: bool) -> tuple[float | None, bool]:
     """Seconds of ringing and whether they are estimated from the CDR."""
     ringing, cdr = inputs.ringing_at_ms, inputs.cdr
-    ring_end = inputs.answered_at_ms
-    if ring_end is None and not answered:
-        ring_end = inputs.hangup_at_ms
+    ring_end = inputs.answered_at_ms if answered else inputs.hangup_at_ms
     if ringing is not None and ring_end is not None and ring_end >= ringing:
         return (ring_end - ringing) / 1000, False
     if cdr is not None:
-        return float(max(0, cdr.duration - cdr.bill_sec)), True
+        return cdr_ring_sec(cdr, answered=answered), True
     return None, False
 
 
 def _talk_sec(inputs: _Inputs, *, ended: bool, answered: bool) -> float | None:
-    answered_at, hangup = inputs.answered_at_ms, inputs.hangup_at_ms
-    if inputs.cdr is not None:
-        return float(inputs.cdr.bill_sec)
+    """The CDR's talk time, else the timeline's, else the CDR's billed seconds; 0 unanswered."""
+    if not answered:
+        return 0.0 if ended else None
+    cdr, answered_at, hangup = inputs.cdr, inputs.answered_at_ms, inputs.hangup_at_ms
+    stated = None if cdr is None else cdr_talk_sec(cdr)
+    if stated is not None:
+        return stated
     if answered_at is not None and hangup is not None and hangup >= answered_at:
         return (hangup - answered_at) / 1000
-    if ended and not answered:
-        return 0.0
-    return None
+    return None if cdr is None else cdr_billed_talk_sec(cdr)
 
 
 def _outcome(cdr: CallDetailRecord | None, direction: str | None, answered: bool) -> Outcome:
@@ -467,17 +479,17 @@ def _given(*values: str | None) -> str | None:
 def _publish(prev: CallState | None, new: CallState) -> tuple[CallState, list[Output]]:
     """Outputs of the change ``prev`` -> ``new``; bumps the revision of a correction.
 
-    A completed call is published once; it is corrected (revision + 1) only when its CDR
-    changes and with it the completed record - a CDR after a timeout completion, or a newer CDR
-    that says something else. Live events after completion
-    refine the call state but do not re-publish the completed call.
+    A completed call is published when it completes (revision 1), then again (revision + 1)
+    whenever its completed record changes, whatever changed it: a CDR after a timer completion,
+    a newer CDR, a live event folded after the CDR. So the call's highest revision is always
+    the record of its latest state, in any order of delivery.
     """
     completed: CompletedCall | None = None
     if new.status == "completed":
         view = completed_call(new)
         if prev is None or prev.status != "completed":
             completed = view
-        elif new.cdr != prev.cdr and view != completed_call(prev):
+        elif view != completed_call(prev):  # both at prev's revision: compared without it
             new = msgspec.structs.replace(new, revision=prev.revision + 1)
             completed = msgspec.structs.replace(view, revision=new.revision)
     outputs: list[Output] = [PublishState(new)]

@@ -47,7 +47,7 @@ class CallState(msgspec.Struct, frozen=True, kw_only=True):
     first_event: LiveCallEvent | None = None
     outcome: Outcome | None = None
     ring_sec: Secs | None = None
-    ring_sec_estimated: bool = False  # from the CDR's duration - bill_sec, not the timeline
+    ring_sec_estimated: bool = False  # from the CDR's duration - answer_sec, not the timeline
     talk_sec: Secs | None = None
     bill_sec: Secs | None = None
     cost: Annotated[float, msgspec.Meta(ge=0)] | None = None
@@ -87,7 +87,7 @@ class CompletedCall(msgspec.Struct, frozen=True, kw_only=True):
     answered_at_ms: Millis | None = None
     ended_at_ms: Millis | None = None
     ring_seconds: Secs | None = None
-    ring_seconds_estimated: bool = False  # from the CDR's duration - bill_sec
+    ring_seconds_estimated: bool = False  # from the CDR's duration - answer_sec
     talk_seconds: Secs | None = None
     duration_seconds: Secs | None = None
     price: Annotated[float, msgspec.Meta(ge=0)] | None = None

@@ -29,6 +29,13 @@ Seconds = Annotated[int, msgspec.Meta(ge=0, le=10_000_000, description="a durati
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 Price = Annotated[float, msgspec.Meta(ge=0, le=1e12, description="price, currency unstated")]
 Direction = Literal["inbound", "outbound", "local"]
+Disposition = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=4096,
+        description="answered or cancelled (not answered); another value is kept, not read",
+    ),
+]
 LiveState = Literal["ringing", "answered", "hangup"]
 LIVE_STATES: frozenset[str] = frozenset(("ringing", "answered", "hangup"))
 CDR_STATE = "cdr"
@@ -81,6 +88,10 @@ class CallDetailRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
     customer: dict[str, Any] | None = None
     destination_number: Number | None = None
     direction: Direction
+    # Not in the webhook page's sample; the provider's call-history API carries it: "answered"
+    # or "cancelled" (not answered). When present it decides whether the call was answered
+    # (processors/cdr_reading.py; the evidence: docs/call-state.md, "Reading the CDR").
+    disposition: Disposition | None = None
     domain_fusion: Text | None = None
     duration: Seconds
     endby_name: Text | None = None

@@ -1,8 +1,10 @@
-"""The pure fold's truth for a call, and how a published state differs from it.
+"""The pure fold's truth for a call, and how a published state or completed call differs.
 
 The worker tests wait until ``callstream.call-state`` holds exactly these states. A weaker
 wait (every call ``completed``) stops too early: a CDR folded before its call's hangup completes
-the call, and the hangup changes it again a few milliseconds later.
+the call, and the hangup changes it again a few milliseconds later. Likewise on
+``callstream.calls-completed``: such a hangup publishes the call again (revision + 1), so the
+wait is for each call's highest revision to be the truth's completed call.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from callstream.processors.callstate import apply, without_history
-from callstream.schemas.calls import CallState
+from callstream.processors.callstate import apply, completed_call, without_history
+from callstream.schemas.calls import CallState, CompletedCall
 from callstream.schemas.parse import parse_webhook
 
 SHOWN = 5  # calls described in a failure message; the rest are counted
@@ -58,14 +60,62 @@ def state_mismatches(
             continue
         want_fields = msgspec.structs.asdict(without_history(want))
         got_fields = msgspec.structs.asdict(without_history(got))
-        fields = [
-            f"{name}: expected {_short(value)}, seen {_short(got_fields[name])}"
-            for name, value in want_fields.items()
-            if got_fields[name] != value
-        ]
-        if fields:
-            differences[call] = "; ".join(fields)
+        if fields := _field_differences(want_fields, got_fields):
+            differences[call] = fields
     return differences
+
+
+def _field_differences(want: Mapping[str, object], got: Mapping[str, object]) -> str:
+    return "; ".join(
+        f"{name}: expected {_short(value)}, seen {_short(got[name])}"
+        for name, value in want.items()
+        if got[name] != value
+    )
+
+
+def completed_mismatches(
+    expected: Mapping[str, CallState], values: Iterable[bytes | None]
+) -> dict[str, str]:
+    """Each expected call whose records among ``callstream.calls-completed`` values are not
+    revisions 1, 2, … n, each once, the last being the expected state's completed call.
+
+    How many revisions a call gets depends on the order the worker read its events in, so the
+    last one is compared at its own revision; a revision seen twice is a doubled output.
+    """
+    published = _by_call(values)
+    differences = {}
+    for call_id, want in expected.items():
+        calls = published.get(call_id, [])
+        revisions = [call.revision for call in calls]
+        if not calls:
+            differences[call_id] = "no completed call"
+        elif revisions != list(range(1, len(calls) + 1)):
+            differences[call_id] = f"revisions {revisions}, not 1 to {len(calls)} once each"
+        else:
+            last = calls[-1]
+            truth = msgspec.structs.replace(completed_call(want), revision=last.revision)
+            fields = _field_differences(msgspec.structs.asdict(truth), msgspec.structs.asdict(last))
+            if fields:
+                differences[call_id] = f"revision {last.revision}: {fields}"
+    return differences
+
+
+def highest_revisions(values: Iterable[bytes | None]) -> dict[str, int]:
+    """The highest revision of each call among ``callstream.calls-completed`` values."""
+    return {call_id: calls[-1].revision for call_id, calls in _by_call(values).items()}
+
+
+def _by_call(values: Iterable[bytes | None]) -> dict[str, list[CompletedCall]]:
+    """Each call's completed-call records, by revision."""
+    published: dict[str, list[CompletedCall]] = {}
+    for value in values:
+        if value is not None:
+            call = msgspec.json.decode(value, type=CompletedCall)
+            published.setdefault(call.call_id, []).append(call)
+    return {
+        call_id: sorted(calls, key=lambda call: call.revision)
+        for call_id, calls in published.items()
+    }
 
 
 def describe(differences: Mapping[str, str]) -> str | None:

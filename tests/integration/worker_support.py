@@ -19,9 +19,15 @@ from callstream.health import wait_http_ok
 from callstream.kafka.broker import free_port
 from callstream.schemas.calls import CallState
 from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED
-from tests.callstate_truth import describe, latest_states, state_mismatches
+from tests.callstate_truth import (
+    completed_mismatches,
+    describe,
+    highest_revisions,
+    latest_states,
+    state_mismatches,
+)
 from tests.integration.ingress_support import Ingress, sample
-from tests.kafka_support import read_topic, read_until
+from tests.kafka_support import read_until
 
 STATES = ("ringing", "answered", "hangup")
 JSON = {"Content-Type": "application/json"}
@@ -127,17 +133,32 @@ async def wait_for_states(
 
 
 async def wait_all_completed(
-    ingress: Ingress, bootstrap: str, expected: Mapping[str, CallState]
+    ingress: Ingress, bootstrap: str, expected: Mapping[str, CallState], deadline_s: float = 90
 ) -> tuple[dict[str, CallState], list[ConsumerRecord]]:
     """The call states once every call is in its expected, completed state, and what
-    calls-completed holds then (one record per call, read on for 2 s to catch any double)."""
+    calls-completed holds once each call's highest revision is the expected completed call
+    (read on for 2 s to catch any double). Raises at the deadline, or when a revision is
+    doubled, or a state's revision is not its call's highest on calls-completed."""
     assert all(state.status == "completed" for state in expected.values())
-    states = await wait_for_states(ingress, bootstrap, expected)
-    completed = await read_topic(
-        bootstrap, ingress.topics[CALLS_COMPLETED], expect=len(expected), settle_s=2
+    states = await wait_for_states(ingress, bootstrap, expected, deadline_s)
+    completed = await read_until(
+        bootstrap,
+        ingress.topics[CALLS_COMPLETED],
+        lambda records: describe(completed_mismatches(expected, _values(records))),
+        deadline_s=deadline_s,
+        settle_s=2,
     )
+    assert describe(completed_mismatches(expected, _values(completed))) is None
+    highest = highest_revisions(_values(completed))
+    assert {call: states[call].revision for call in expected} == {
+        call: highest[call] for call in expected
+    }
     return states, completed
 
 
 def _latest(records: list[ConsumerRecord]) -> dict[str, CallState]:
-    return latest_states(record.value for record in records)
+    return latest_states(_values(records))
+
+
+def _values(records: list[ConsumerRecord]) -> list[bytes | None]:
+    return [record.value for record in records]

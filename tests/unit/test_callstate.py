@@ -136,8 +136,8 @@ def test_in_order_each_step_publishes_what_changed() -> None:
         started_at_ms=RINGING_AT,
         answered_at_ms=ANSWERED_AT,
         ended_at_ms=HANGUP_AT,
-        ring_seconds=5.5,  # the live timeline beats the CDR's estimate (12 - 6)
-        talk_seconds=6.0,  # the CDR's bill_sec beats hangup - answered (6.5)
+        ring_seconds=5.5,  # the live timeline beats the CDR's estimate (12 - 5)
+        talk_seconds=5.0,  # the CDR's answer_sec beats hangup - answered (6.5) and bill_sec (6)
         duration_seconds=12.0,
         price=55.002,
         billed_seconds=6.0,
@@ -197,13 +197,13 @@ def test_the_first_sent_cdr_is_kept_whatever_the_order_of_resends() -> None:
     assert one.cdr == CDR
 
 
-def test_cdr_first_completes_once_and_late_live_events_only_refine_the_state() -> None:
+def test_cdr_first_completes_and_each_late_live_event_that_changes_the_call_revises_it() -> None:
     state, out = apply(None, CDR, T0)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     assert (state.status, state.live_missing, state.ring_sec, state.ring_sec_estimated) == (
         "completed",
         True,
-        6.0,
+        7.0,  # duration 12 - answer_sec 5
         True,
     )
     first = completions(out)[0]
@@ -211,20 +211,30 @@ def test_cdr_first_completes_once_and_late_live_events_only_refine_the_state() -
     assert first.started_at_ms == 1_697_595_783_000
     assert first.ended_at_ms == 1_697_595_795_000
 
-    # Live events after the CDR refine the call state (never re-open it: no live-calls upsert)
-    # but do not publish the completed call again: one record per call on calls-completed.
+    # Live events after the CDR never re-open the call (no live-calls upsert); each that changes
+    # the completed call publishes it again, revision + 1.
     state, out = apply(state, RINGING, T0 + 1)
-    assert kinds(out) == ["PublishState"]
-    assert (state.revision, state.live_missing) == (1, False)
+    assert kinds(out) == ["PublishState", "PublishCompleted"]
+    assert (state.revision, state.live_missing, completions(out)[0].source) == (2, False, "both")
     state, out = apply(state, ANSWERED, T0 + 2)
-    assert kinds(out) == ["PublishState"]
-    assert (state.ring_sec, state.ring_sec_estimated) == (5.5, False)
+    assert kinds(out) == ["PublishState", "PublishCompleted"]
+    assert (state.ring_sec, state.ring_sec_estimated, state.revision) == (5.5, False, 3)
+    assert completions(out)[0] == completed_call(state)
+    # The hangup's time is the CDR's time_end_call, and talk is answer_sec: nothing to revise.
     state, out = apply(state, HANGUP, T0 + 3)
     assert kinds(out) == ["PublishState"]
-    assert state.revision == 1
+    assert state.revision == 3
     in_order, _ = fold(SEED)
     assert without_history(state) == without_history(in_order)
-    assert completed_call(state) == completed_call(in_order)
+    assert completed_call(state) == msgspec.structs.replace(completed_call(in_order), revision=3)
+
+
+def test_a_hangup_after_the_cdr_that_moves_the_end_revises_the_call() -> None:
+    state, _ = fold([RINGING, ANSWERED, CDR])
+    assert completed_call(state).ended_at_ms == HANGUP_AT  # the CDR's time_end_call
+    state, out = apply(state, live("hangup", HANGUP_AT + 1_000), T0 + 10)
+    assert kinds(out) == ["PublishState", "PublishCompleted"]
+    assert (completions(out)[0].revision, completions(out)[0].ended_at_ms) == (2, HANGUP_AT + 1_000)
 
 
 def test_cdr_without_live_events_completes_with_live_missing() -> None:
@@ -283,7 +293,9 @@ def test_conflicting_numbers_at_the_same_time_are_settled_by_content() -> None:
 
 def test_a_newer_cdr_corrects_the_completed_call() -> None:
     state, _ = fold(SEED)
-    newer = record(last_updated_date=CDR.last_updated_date + 1, bill_sec=7, call_out_price=60.0)
+    newer = record(
+        last_updated_date=CDR.last_updated_date + 1, answer_sec=7, bill_sec=8, call_out_price=60.0
+    )
     state, out = apply(state, newer, T0 + 10)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     done = completions(out)[0]
@@ -346,15 +358,16 @@ def test_inbound_without_cdr_ended_unanswered_is_abandoned() -> None:
     assert (state.ring_sec, state.talk_sec) == (4.0, 0.0)
 
 
-def test_a_cdr_that_billed_seconds_means_answered_even_without_the_live_event() -> None:
+def test_a_cdr_that_talked_means_answered_even_without_the_live_event() -> None:
     state, _ = fold([RINGING, HANGUP, CDR])
     assert state.outcome == "answered"
-    assert (state.ring_sec, state.ring_sec_estimated) == (6.0, True)  # duration - bill_sec
+    assert (state.ring_sec, state.ring_sec_estimated) == (7.0, True)  # duration - answer_sec
+    assert state.talk_sec == 5.0
 
 
 def test_a_timeline_running_backwards_falls_back_to_the_cdr() -> None:
     state, _ = fold([live("ringing", ANSWERED_AT + 1), ANSWERED, CDR])
-    assert (state.ring_sec, state.ring_sec_estimated) == (6.0, True)
+    assert (state.ring_sec, state.ring_sec_estimated) == (7.0, True)
     without_cdr, _ = fold([live("ringing", ANSWERED_AT + 1), ANSWERED, HANGUP])
     assert without_cdr.ring_sec is None
 
@@ -393,7 +406,7 @@ def test_missing_cdr_completes_after_cdr_timeout_and_a_late_cdr_corrects_it() ->
         2,
         False,
         "both",
-        6.0,
+        5.0,
     )
     in_order, _ = fold(SEED)
     assert without_history(corrected) == without_history(in_order)
@@ -413,18 +426,20 @@ def test_a_call_that_never_hung_up_completes_after_stale_timeout(
     assert (state.ring_sec, state.talk_sec) == (None, 0.0)
 
 
-def test_a_hangup_after_a_timeout_refines_the_state_but_only_a_cdr_corrects_the_call() -> None:
+def test_a_hangup_after_a_timeout_revises_the_call_and_so_does_the_cdr() -> None:
     answered, _ = fold([RINGING, ANSWERED])
     state, out = expire(answered, T0 + 1 + 4 * HOUR)
     assert kinds(out) == ["PublishState", "PublishCompleted", "EndLive"]
     assert (state.talk_sec, completions(out)[0].ended_at_ms) == (None, None)
     state, out = apply(state, HANGUP, T0 + 5 * HOUR)
-    assert kinds(out) == ["PublishState"]  # no live-calls upsert, no second completion
-    assert (state.revision, state.talk_sec, state.hangup_at_ms) == (1, 6.5, HANGUP_AT)
+    assert kinds(out) == ["PublishState", "PublishCompleted"]  # no live-calls upsert
+    assert (state.revision, state.talk_sec, state.hangup_at_ms) == (2, 6.5, HANGUP_AT)
+    assert completions(out)[0] == completed_call(state)
+    assert (completions(out)[0].ended_at_ms, completions(out)[0].talk_seconds) == (HANGUP_AT, 6.5)
     state, out = apply(state, CDR, T0 + 6 * HOUR)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     done = completions(out)[0]
-    assert (done.revision, done.cdr_missing) == (2, False)
+    assert (done.revision, done.cdr_missing, done.talk_seconds) == (3, False, 5.0)
 
 
 def test_settings_change_the_timeouts() -> None:

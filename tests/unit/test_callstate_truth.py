@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import msgspec
 
-from callstream.processors.callstate import apply
+from callstream.processors.callstate import PublishCompleted, apply
 from callstream.schemas.parse import parse_webhook
-from tests.callstate_truth import describe, folded, latest_states, state_mismatches
+from tests.callstate_truth import (
+    completed_mismatches,
+    describe,
+    folded,
+    highest_revisions,
+    latest_states,
+    state_mismatches,
+)
 from tests.integration.worker_support import call_events
 
 CALL = "truth-call"
@@ -53,3 +60,34 @@ def test_latest_states_keeps_each_calls_last_value() -> None:
     ringing, done = folded([RINGING]), folded(call_events(CALL))
     values = [msgspec.json.encode(ringing), None, msgspec.json.encode(done)]
     assert latest_states(values) == {CALL: done}
+
+
+def published_completions(bodies: list[bytes]) -> list[bytes]:
+    """The calls-completed values the pure fold publishes for ``bodies`` in this order."""
+    state, values = None, []
+    for body in bodies:
+        state, outputs = apply(state, parse_webhook(body).payload, received_at_ms=1)
+        values += [msgspec.json.encode(o.value) for o in outputs if isinstance(o, PublishCompleted)]
+    return values
+
+
+def test_the_highest_revision_must_be_the_truths_completed_call() -> None:
+    truth = {CALL: folded(call_events(CALL))}
+    values = published_completions([RINGING, CDR, ANSWERED, HANGUP])
+    assert len(values) == 3  # the CDR, then the answered event and the hangup each revise it
+    assert completed_mismatches(truth, values) == {}
+    assert highest_revisions(values) == {CALL: 3}
+    early = completed_mismatches(truth, values[:1])  # read before the live events' revisions
+    assert early[CALL].startswith("revision 1: answered_at_ms: expected 1700000004000, seen None")
+
+
+def test_a_doubled_or_missing_revision_or_call_is_named() -> None:
+    values = published_completions([RINGING, CDR, ANSWERED, HANGUP])
+    truth = {CALL: folded(call_events(CALL)), "other": folded(call_events("other"))}
+    assert completed_mismatches(truth, [*values, values[1], None]) == {
+        CALL: "revisions [1, 2, 2, 3], not 1 to 4 once each",
+        "other": "no completed call",
+    }
+    assert completed_mismatches(truth, [values[0], values[2]])[CALL] == (
+        "revisions [1, 3], not 1 to 2 once each"
+    )

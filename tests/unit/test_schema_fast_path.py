@@ -53,6 +53,22 @@ def test_a_body_without_an_optional_field_takes_the_fast_path(sample: Any, optio
     assert_same_answer(body)
 
 
+@pytest.mark.parametrize("disposition", ["answered", None])
+def test_a_cdr_with_or_without_the_api_pages_disposition_is_complete(
+    disposition: str | None,
+) -> None:
+    """The webhook sample lacks ``disposition`` (the call-history API's): a CDR that sends it
+    and one that does not both decode in one try; a null takes the precise path."""
+    body = orjson.dumps(cdr() | ({} if disposition is None else {"disposition": disposition}))
+    webhook = parse_webhook(body)
+    assert type(webhook.payload) is not CallDetailRecord
+    assert webhook.decoded is None
+    assert webhook.payload == parse_webhook_precisely(body).payload
+    assert isinstance(webhook.payload, CallDetailRecord)
+    assert webhook.payload.disposition == disposition
+    assert parse_webhook(orjson.dumps(cdr() | {"disposition": None})).decoded is not None
+
+
 def test_a_complete_cdr_is_its_model_to_every_reader() -> None:
     """A CDR with every field decodes into a subclass that needs no count of nulls; it compares
     and prints like the precise path's, in both orders."""

@@ -65,6 +65,7 @@ cdrs = st.builds(
     optional(
         state=st.just("cdr"),
         answer_sec=seconds,
+        disposition=st.sampled_from(["answered", "cancelled", "", "busy"]),
         call_out_price=st.floats(0, 1e12),
         is_auto_call=st.booleans(),
         sip_user=numbers,
