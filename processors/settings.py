@@ -6,7 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callstream.processors.callmetrics.windows import WINDOW_MS, MetricSettings
 from callstream.processors.callstate import FoldSettings
 from callstream.settings import (
     DEFAULT_BOOTSTRAP,
@@ -31,6 +33,7 @@ class WorkerSettings:
     data_dir: Path = Path(".cache/worker-data")
     replication_factor: int = 1
     fold: FoldSettings = field(default_factory=FoldSettings)
+    metrics: MetricSettings = field(default_factory=MetricSettings)
     timer_interval_s: float = 10.0
     # A worker that dies is noticed after this long; its partitions then move to the others.
     session_timeout_s: float = 10.0
@@ -63,7 +66,42 @@ class WorkerSettings:
                 stale_timeout_ms=int(env_float(env, "CALLSTREAM_STALE_TIMEOUT_S", 14400) * 1000),
                 retention_ms=int(env_float(env, "CALLSTREAM_RETENTION_S", 7 * 86400) * 1000),
             ),
+            metrics=metric_settings(env),
             timer_interval_s=env_float(env, "CALLSTREAM_TIMER_INTERVAL_S", 10.0),
             session_timeout_s=env_float(env, "CALLSTREAM_SESSION_TIMEOUT_S", 10.0),
             log_level=env_log_level(env),
         )
+
+
+def metric_settings(env: Mapping[str, str]) -> MetricSettings:
+    """The metrics' windows, time zone, service-level threshold and graces (docs/metrics.md)."""
+    defaults = MetricSettings()
+    raw_windows = env.get("CALLSTREAM_METRICS_WINDOWS", "").replace(" ", "")
+    windows = tuple(raw_windows.split(",")) if raw_windows else defaults.windows
+    unknown = [window for window in windows if window not in WINDOW_MS]
+    if unknown:
+        raise SettingsError(
+            f"CALLSTREAM_METRICS_WINDOWS: {', '.join(unknown)}: use some of {', '.join(WINDOW_MS)}"
+        )
+    zone = env.get("CALLSTREAM_TIME_ZONE", "").strip() or defaults.zone
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise SettingsError(f"CALLSTREAM_TIME_ZONE={zone!r}: not an IANA time zone") from error
+    grace_s = env_float(env, "CALLSTREAM_METRICS_GRACE_S", defaults.grace_ms / 1000)
+    day_grace_s = env_float(env, "CALLSTREAM_METRICS_DAY_GRACE_S", defaults.day_grace_ms / 1000)
+    service_level_s = env_float(env, "CALLSTREAM_SERVICE_LEVEL_S", defaults.service_level_s)
+    for name, value in (
+        ("CALLSTREAM_METRICS_GRACE_S", grace_s),
+        ("CALLSTREAM_METRICS_DAY_GRACE_S", day_grace_s),
+        ("CALLSTREAM_SERVICE_LEVEL_S", service_level_s),
+    ):
+        if value < 0:
+            raise SettingsError(f"{name}={value}: must not be negative")
+    return MetricSettings(
+        windows=windows,  # type: ignore[arg-type]  # checked above
+        zone=zone,
+        service_level_s=service_level_s,
+        grace_ms=int(grace_s * 1000),
+        day_grace_ms=int(day_grace_s * 1000),
+    )

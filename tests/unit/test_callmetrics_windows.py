@@ -18,7 +18,9 @@ from callstream.processors.callmetrics.windows import (
     table_prefix,
     window_bounds,
 )
+from callstream.processors.settings import metric_settings
 from callstream.schemas.calls import CompletedCall
+from callstream.settings import SettingsError
 from tests.metrics_truth import window_start
 
 ZONES = ["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "UTC"]
@@ -156,3 +158,32 @@ def test_the_hour_start_is_utc_aligned_in_a_whole_hour_zone() -> None:
     at = datetime(2026, 11, 28, 10, 42, tzinfo=UTC)
     start, _ = window_bounds(int(at.timestamp() * 1000), "1h", MetricSettings().tz)
     assert start == int(datetime(2026, 11, 28, 10, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_the_worker_reads_its_metric_settings_and_refuses_bad_ones() -> None:
+    read = metric_settings(
+        {
+            "CALLSTREAM_METRICS_WINDOWS": "1m, 1d",
+            "CALLSTREAM_TIME_ZONE": "Europe/Berlin",
+            "CALLSTREAM_SERVICE_LEVEL_S": "15",
+            "CALLSTREAM_METRICS_GRACE_S": "60",
+            "CALLSTREAM_METRICS_DAY_GRACE_S": "0",
+        }
+    )
+    assert read == MetricSettings(
+        windows=("1m", "1d"),
+        zone="Europe/Berlin",
+        service_level_s=15,
+        grace_ms=60_000,
+        day_grace_ms=0,
+    )
+    assert metric_settings({}) == MetricSettings()
+    for name, value in [
+        ("CALLSTREAM_METRICS_WINDOWS", "1m,2m"),
+        ("CALLSTREAM_TIME_ZONE", "Mars/Olympus"),
+        ("CALLSTREAM_TIME_ZONE", "../etc/passwd"),
+        ("CALLSTREAM_METRICS_GRACE_S", "-1"),
+        ("CALLSTREAM_SERVICE_LEVEL_S", "nan"),
+    ]:
+        with pytest.raises(SettingsError, match=name):
+            metric_settings({name: value})
