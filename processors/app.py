@@ -35,6 +35,7 @@ import faust
 from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.batches import OutputBatches
 from callstream.processors.callstate import evictable
+from callstream.processors.private_api import aiokafka_producer, tables_recovered
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.step import (
     Step,
@@ -102,8 +103,7 @@ def _received_at_ms(event: Any) -> int:
 
 def _ready(app: faust.App) -> bool:
     """Joined its group, and its tables recovered."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # on the concrete manager
-    return bool(recovery.completed.is_set() and not app.rebalancing)
+    return tables_recovered(app) and not app.rebalancing
 
 
 def commands_topic_name(app_id: str) -> str:
@@ -130,7 +130,7 @@ class Publisher:
         self, app: faust.App, table: Any, sinks: dict[str, str], open_calls: OpenCalls
     ) -> None:
         self.app = app
-        self.store = TableStore(table.data)
+        self.store = TableStore.of(table.data)
         self.open_calls = open_calls
         self.changelog: str = table.changelog_topic.get_topic_name()
         self.sinks = sinks
@@ -140,7 +140,7 @@ class Publisher:
     def batches(self) -> OutputBatches:
         """Made on first use: faust makes its aiokafka producer when the app starts."""
         if self._batches is None:
-            producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+            producer = aiokafka_producer(self.app.producer)
             self._batches = OutputBatches(producer)
         return self._batches
 

@@ -17,6 +17,7 @@ from callstream.processors.app import (
     commands_topic_name,
     create_worker_app,
 )
+from callstream.processors.private_api import check_private_api
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.topics import CALL_EVENTS, TOPICS, topic
 
@@ -62,7 +63,9 @@ def prepare_worker_topics(settings: WorkerSettings) -> None:
 
 
 def run_worker(settings: WorkerSettings) -> None:
-    """Block until the worker is stopped."""
+    """Block until the worker is stopped. Raises PrivateApiMissing before touching Kafka when
+    the installed faust lacks a name the worker needs."""
+    check_private_api()
     prepare_worker_topics(settings)
     app = create_worker_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
