@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print("bench: the worker ...", file=sys.stderr)
         command = [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)]
-        with server(command, env, f"http://127.0.0.1:{port}/healthz", 120) as worker:
+        with server(command, env, f"http://127.0.0.1:{port}/readyz", 120) as worker:
             started = time.perf_counter()  # ready: joined, recovered, consuming
             cpu_at_ready = cpu_seconds(worker.pid)
             deadline_s = max(600.0, len(records) / 500)

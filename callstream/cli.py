@@ -15,6 +15,7 @@ from callstream.kafka.fetch import FetchError, fetch
 from callstream.kafka.java import JavaError
 from callstream.kafka.release import ReleaseError
 from callstream.kafka.topiccheck import TopicMismatch
+from callstream.processors.private_api import PrivateApiMissing
 from callstream.processors.runtime import run_worker
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.cli import add_schemas_cli
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         FetchError,
         broker.BrokerError,
         JavaError,
+        PrivateApiMissing,
         ReleaseError,
         SettingsError,
         TopicMismatch,

@@ -77,17 +77,18 @@ def _stop_service(service: Service, progress: Progress) -> None:
 
 
 def _healthy(service: Service, progress: Progress) -> bool:
-    """Wait for ``service``'s /healthz; say why not when it does not answer, at once when its
+    """Wait for ``service``'s /readyz (the ingress: connected to Kafka; the worker: joined
+    its group, tables recovered); say why not when it does not answer, at once when its
     process has exited (a refusal to start, its reason on stderr above)."""
     process = service.process
-    url = f"{service.endpoint.url}/healthz"
+    url = f"{service.endpoint.url}/readyz"
     if wait_http_ok(url, SERVICE_START_TIMEOUT, alive=lambda: process.poll() is None):
         return True
     code = process.poll()
     if code is not None:
         progress(f"the {service.name} exited with code {code} before it was healthy")
     else:
-        progress(f"the {service.name} did not become healthy at {url}")
+        progress(f"the {service.name} did not become ready at {url}")
     return False
 
 

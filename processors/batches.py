@@ -8,7 +8,7 @@ sooner when a batch fills), hands each partition's batch to the producer at once
 An input record is acknowledged only once Kafka has acknowledged every batch of the flush that
 holds its outputs (acks=all): until then faust commits no offset at or past it, and a worker
 that dies first has the record processed again. A batch Kafka refuses ends the process
-(``EXIT_SEND_FAILED``) for the same reason; see processors/app.py.
+(``EXIT_SEND_FAILED``) for the same reason; see processors/sink.py.
 
 A record's changelog record and outputs must reach Kafka together: a worker killed after its
 changelog record but before its outputs were written would recover a table that already holds
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,8 @@ RECORD_OVERHEAD_BYTES = 64  # a record's framing in a batch, at most (varints, h
 
 # Called with a batch's topic partition and the offset of its last record once Kafka has it.
 Delivered = Callable[[TopicPartition, int], None]
+# Told the seconds from a flush's start until its input records are acknowledged.
+ObserveFlush = Callable[[float], None]
 
 
 class RecordTooLarge(Exception):
@@ -66,10 +69,18 @@ class _Flush:
     flush before it is acknowledged: a record whose outputs filled a batch has some of them in
     the flush before the one that acknowledges it."""
 
-    __slots__ = ("acked", "events", "next", "remaining")
+    __slots__ = ("acked", "events", "next", "observe", "remaining", "started")
 
-    def __init__(self, events: list[Any], batches: int, previous: _Flush | None) -> None:
+    def __init__(
+        self,
+        events: list[Any],
+        batches: int,
+        previous: _Flush | None,
+        observe: ObserveFlush | None = None,
+    ) -> None:
         self.events = events
+        self.started = time.monotonic()
+        self.observe = observe
         self.acked = False
         self.next: _Flush | None = None
         self.remaining = batches
@@ -83,6 +94,8 @@ class _Flush:
             self.acked = True
             for event in self.events:
                 event.ack()
+            if self.observe is not None:
+                self.observe(time.monotonic() - self.started)
             if self.next is not None:
                 self.next.delivered()
 
@@ -90,9 +103,17 @@ class _Flush:
 class OutputBatches:
     """Records appended per topic partition, sent together; input records acked after."""
 
-    def __init__(self, producer: AIOKafkaProducer, linger_s: float = LINGER_S) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        linger_s: float = LINGER_S,
+        observe_flush: ObserveFlush | None = None,
+    ) -> None:
+        """``observe_flush`` is told how long each flush that handed batches over took, from
+        its start until Kafka acknowledged them all (and the flush before it)."""
         self.producer = producer
         self.linger_s = linger_s
+        self.observe_flush = observe_flush
         self._batches: dict[TopicPartition, Any] = {}  # aiokafka BatchBuilder per partition
         self._on_delivered: dict[TopicPartition, Delivered] = {}
         self._events: list[Any] = []
@@ -187,7 +208,8 @@ class OutputBatches:
             flush.delivered()  # they produced nothing: acked once the flush before is
             self._last_flush = flush
             return
-        flush = self._last_flush = _Flush(events, len(batches), self._last_flush)
+        flush = _Flush(events, len(batches), self._last_flush, self.observe_flush)
+        self._last_flush = flush
         async with self._handing_over:
             if self._in_flight:  # delivered, so drained: no send_batch below waits for a slot
                 await asyncio.wait(self._in_flight)
@@ -220,3 +242,21 @@ class OutputBatches:
                 _exit_on_failure("a delivery callback", failure)
 
         return delivered
+
+
+class SharedBatches:
+    """The worker's one ``OutputBatches``, which every agent and sink appends to and every
+    agent acknowledges its input records through (``get().done(event)``). Made on first use:
+    faust makes its aiokafka producer when the app starts, after the agents are defined."""
+
+    def __init__(
+        self, producer: Callable[[], AIOKafkaProducer], observe_flush: ObserveFlush | None = None
+    ) -> None:
+        self._producer = producer
+        self._observe_flush = observe_flush
+        self._batches: OutputBatches | None = None
+
+    def get(self) -> OutputBatches:
+        if self._batches is None:
+            self._batches = OutputBatches(self._producer(), observe_flush=self._observe_flush)
+        return self._batches

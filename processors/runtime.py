@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
 
 from callstream.kafka.admin import prepare_topics
 from callstream.kafka.topiccheck import WantedTopic, registry_topics
+from callstream.logs import configure_json_logging
 from callstream.processors.app import (
     changelog_topic_name,
     commands_topic_name,
     create_worker_app,
 )
+from callstream.processors.private_api import check_private_api
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.topics import CALL_EVENTS, TOPICS, topic
 
@@ -61,11 +64,33 @@ def prepare_worker_topics(settings: WorkerSettings) -> None:
         return
 
 
+def logging_config(level: str) -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` that faust's Worker applies in place of its own (a
+    colour handler on stdout): the services' one JSON handler (callstream/logs.py) on stderr,
+    which faust's and aiokafka's loggers reach through the root logger."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,  # the loggers made at import, aiokafka's and ours
+        "handlers": {
+            "json": {"()": "callstream.logs.json_log_handler", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": level.upper(), "handlers": ["json"]},
+    }
+
+
 def run_worker(settings: WorkerSettings) -> None:
-    """Block until the worker is stopped."""
+    """Block until the worker is stopped. Raises PrivateApiMissing before touching Kafka when
+    the installed faust lacks a name the worker needs."""
+    check_private_api()
+    configure_json_logging(settings.log_level)  # until faust's Worker applies logging_config
     prepare_worker_topics(settings)
     app = create_worker_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        logging_config=logging_config(settings.log_level),
+    )
     # At WARNING and above faust adds a terminal spinner that sets the root logger to DEBUG, so
     # every debug call in aiokafka and faust builds a log record: a fifth of the worker's CPU.
     worker.spinner = None

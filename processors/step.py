@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 
@@ -32,6 +33,10 @@ class _Due(msgspec.Struct):
 
 _decode_due = msgspec.json.Decoder(_Due).decode
 
+# What an input record did: changed its call's state, changed nothing (a duplicate, an old
+# event, a command for a call gone), or did not parse (published to omicall.rejected).
+Outcome = Literal["changed", "unchanged", "rejected"]
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -52,6 +57,14 @@ class Step:
     stored: bytes | None
     records: list[Record]
     is_open: bool
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.stored is not None:
+            return "changed"
+        if any(record.topic == REJECTED for record in self.records):
+            return "rejected"
+        return "unchanged"
 
 
 def decode_state(stored: bytes) -> CallState:

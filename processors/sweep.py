@@ -8,15 +8,35 @@ read every state: at a million states that took most of each 10 s tick, the agen
 The agent notes each state it writes (:meth:`OpenCalls.note`). A table recovered from its
 changelog is written without the agent, so a full scan rebuilds the set after every rebalance
 (even one that gives back the partitions the worker had: another worker may have changed them
-meanwhile), as well as on its interval. Pure: no I/O, no clock of its own.
+meanwhile), as well as on its interval.
+
+Every table change happens inside an agent, on the partition of the record it processes (faust's
+RocksDB store requires it): :class:`Sweep` only reads the table and sends a command (``expire``,
+``evict``), keyed by call id, to an internal topic the agent also consumes. All of one call's
+records - events, CDR, commands - share a key and so a partition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from callstream.kafka.partitioning import murmur2_partition
+
+log = logging.getLogger("callstream.processors")
 
 # A stored state's (next deadline in ms, completed?): processors.step.stored_deadline_ms.
 DeadlineOf = Callable[[bytes], tuple[int, bool]]
+# Sends a command (EXPIRE or EVICT) for a call's key to the commands topic.
+Send = Callable[[bytes, bytes], Awaitable[None]]
+EXPIRE, EVICT = b"expire", b"evict"
+
+
+def wall_ms() -> int:
+    """The wall clock in ms: the fold's deadlines are in the records' time."""
+    return time.time_ns() // 1_000_000
 
 
 class OpenCalls:
@@ -70,3 +90,95 @@ def due_calls(
         if not completed:
             still_open.append(key)
     return due, still_open
+
+
+class SweptTable(Protocol):
+    """What the sweep reads of the call-state table (processors/sink.py's TableSink)."""
+
+    def get(self, partition: int, key: bytes) -> bytes | None: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def counted(self, rows: int) -> None: ...
+
+
+class Sweep:
+    """The timer's tick: find the calls whose deadline passed, reading only, and send the agent
+    a command for each (``EXPIRE`` an open call, ``EVICT`` a completed one past retention).
+
+    Reads the open calls, or now and then every state. The reads do not yield to the event
+    loop, so the agent cannot change the table under them.
+    """
+
+    def __init__(
+        self,
+        table: SweptTable,
+        open_calls: OpenCalls,
+        deadline_of: DeadlineOf,
+        send: Send,
+        partitions: int,
+        *,
+        ready: Callable[[], bool],
+        rebalances: Callable[[], int],
+        now_ms: Callable[[], int] = wall_ms,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``partitions``: the table's (its input topics'); ``ready``: the tables are recovered
+        and no rebalance runs; ``rebalances``: how many rebalances the worker went through."""
+        self.table = table
+        self.open_calls = open_calls
+        self.deadline_of = deadline_of
+        self.send = send
+        self.partitions = partitions
+        self.ready = ready
+        self.rebalances = rebalances
+        self.now_ms = now_ms
+        self.monotonic = monotonic
+
+    async def tick(self) -> int:
+        """Send a command for each call due now; returns how many were sent."""
+        if not self.ready():
+            return 0  # a table still recovering would be read in part
+        now, started = self.now_ms(), self.monotonic()
+        rebalance = self.rebalances()
+        if self.open_calls.full_scan_due(started, rebalance):
+            due = self._full_scan(now, started, rebalance)
+        else:
+            due = self._open_calls_due(now)
+        for key, completed in due:
+            await self.send(key, EVICT if completed else EXPIRE)
+        return len(due)
+
+    def _full_scan(self, now: int, started: float, rebalance: int) -> list[tuple[bytes, bool]]:
+        rows = 0
+
+        def counting() -> Iterable[tuple[bytes, bytes]]:
+            nonlocal rows
+            for item in self.table.items():
+                rows += 1
+                yield item
+
+        due, still_open = due_calls(counting(), self.deadline_of, now)
+        self.table.counted(rows)
+        # The table's partition of a key is its input records' (the default partitioner).
+        found = {key: murmur2_partition(key, self.partitions) for key in still_open}
+        self.open_calls.rebuilt(found, self.monotonic(), rebalance)
+        log.info(
+            "scanned the call-state table in %.2f s: %d rows, %d open, %d due",
+            self.monotonic() - started,  # the agent waited this long: say so
+            rows,
+            len(found),
+            len(due),
+        )
+        return due
+
+    def _open_calls_due(self, now: int) -> list[tuple[bytes, bool]]:
+        stored = []
+        for key, partition in self.open_calls.items():
+            value = self.table.get(partition, key)
+            if value is None:  # deleted since: not by the agent, which notes its deletes
+                self.open_calls.note(key, partition, is_open=False)
+            else:
+                stored.append((key, value))
+        due, _ = due_calls(stored, self.deadline_of, now)
+        return due

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import rocksdict
 from aiokafka.structs import TopicPartition
 
 from callstream.processors.batches import Delivered
+from callstream.processors.private_api import partition_databases
 
 _NO_WAL = rocksdict.WriteOptions()
 _NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property, stubbed as a method
@@ -41,16 +42,23 @@ _NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a proper
 class TableStore:
     """The store of a faust table whose keys and values are raw bytes."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, databases: Callable[[int], Any] | None) -> None:
+        """``store``: the table's faust store; ``databases``: its database of a partition, for
+        RocksDB (None: the store has none, and is used through faust). No handle is kept:
+        faust releases a revoked partition's database (and its lock) by dropping its last
+        reference."""
         self.store = store  # faust.stores.base.Store
-        # faust's RocksDB store keeps one database per partition (a private, stable method).
-        # No handle is kept here: faust releases a revoked partition's database (and its lock)
-        # by dropping its last reference.
-        self._database = getattr(store, "_db_for_partition", None)
+        self._database = databases
         self._sequence = 0
         # Writes whose changelog record is not delivered yet: in order, and the latest by key.
         self._waiting: dict[int, deque[tuple[int, bytes, bytes | None]]] = {}
         self._latest: dict[bytes, tuple[int, bytes | None]] = {}
+
+    @classmethod
+    def of(cls, store: Any) -> TableStore:
+        """A faust table's store (``table.data``), through its partition databases when it has
+        them (processors/private_api.py)."""
+        return cls(store, partition_databases(store))
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         latest = self._latest.get(key)

@@ -27,7 +27,7 @@ def test_up_starts_everything_and_ctrl_c_stops_everything(
     )
     try:
         assert wait_http_ok(f"http://127.0.0.1:{ingest_port}/healthz", deadline_s=90)
-        assert wait_http_ok(f"http://127.0.0.1:{worker_port}/healthz", deadline_s=30)
+        assert wait_http_ok(f"http://127.0.0.1:{worker_port}/readyz", deadline_s=30)
         status = callstream("kafka", "status", "--data-dir", str(data_dir), env=cli_env)
         assert status.code == 0
         assert f"running at 127.0.0.1:{kafka_port}" in status.stdout

@@ -89,7 +89,7 @@ def worker_process(
         )
     worker = Worker(process, log, port)
     try:
-        if not wait_http_ok(f"http://127.0.0.1:{port}/healthz", 120):
+        if not wait_http_ok(f"http://127.0.0.1:{port}/readyz", 120):
             raise AssertionError(f"worker not ready:\n{log.read_text()[-3000:]}")
         yield worker
     finally:

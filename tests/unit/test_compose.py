@@ -64,3 +64,14 @@ def test_the_image_gives_the_worker_a_data_dir_its_user_owns() -> None:
     assert any(f'chown {user}:{user} "$CALLSTREAM_DATA_DIR"' in run for run in runs)
     assert user != "root"
     assert ("VOLUME", f'["{data_dir}"]') in steps
+
+
+def test_each_service_is_healthy_once_its_readyz_answers() -> None:
+    services = _compose()["services"]
+    for name in ("ingress", "worker"):
+        command = services[name]["command"]
+        assert isinstance(command, list)
+        port = command[command.index("--port" if name == "ingress" else "--web-port") + 1]
+        healthcheck = services[name]["healthcheck"]
+        assert isinstance(healthcheck, dict)
+        assert f"'http://127.0.0.1:{port}/readyz'" in " ".join(healthcheck["test"]), name

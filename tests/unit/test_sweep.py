@@ -1,13 +1,15 @@
-"""The timer's split: open calls read every tick, the whole table now and then."""
+"""The timer's split: open calls read every tick, the whole table now and then; the sweep
+sends a command for each call due, on its own with a fake table and clocks."""
 
 from __future__ import annotations
 
 import msgspec
 
+from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.callstate import Event, FoldSettings
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.step import stored_deadline_ms
-from callstream.processors.sweep import OpenCalls, due_calls
+from callstream.processors.sweep import EVICT, EXPIRE, OpenCalls, Sweep, due_calls
 from tests.unit.test_callstate import ANSWERED, CDR, HANGUP, RINGING, fold
 
 SETTINGS = FoldSettings(cdr_timeout_ms=1_000, stale_timeout_ms=2_000, retention_ms=3_000)
@@ -67,3 +69,100 @@ def test_the_full_scan_interval_follows_the_retention_within_bounds() -> None:
     assert short.full_scan_interval_s == 10.0
     shorter = WorkerSettings(fold=FoldSettings(retention_ms=2_000), timer_interval_s=1.0)
     assert shorter.full_scan_interval_s == 1.0  # never more often than the timer ticks
+
+
+class Table:
+    """The call-state table as the sweep reads it, with a log of the reads."""
+
+    def __init__(self, rows: dict[bytes, tuple[int, bytes]]) -> None:
+        self.rows = rows  # key -> (partition, stored state)
+        self.reads: list[str] = []
+        self.count: int | None = None
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        self.reads.append("get")
+        row = self.rows.get(key)
+        return row[1] if row is not None and row[0] == partition else None
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        self.reads.append("items")
+        return [(key, value) for key, (_, value) in self.rows.items()]
+
+    def counted(self, rows: int) -> None:
+        self.count = rows
+
+
+def partition(key: bytes) -> int:
+    """The table partition of ``key``: its input records' (the default partitioner)."""
+    return murmur2_partition(key, 12)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 0
+        self.s = 0.0
+
+
+def sweep_of(
+    table: Table, calls: OpenCalls, clock: Clock, ready: list[bool], rebalance: list[int]
+) -> tuple[Sweep, list[tuple[bytes, bytes]]]:
+    sent: list[tuple[bytes, bytes]] = []
+
+    async def send(key: bytes, command: bytes) -> None:
+        sent.append((key, command))
+
+    sweep = Sweep(
+        table,
+        calls,
+        deadline_of,
+        send,
+        partitions=12,
+        ready=lambda: ready[0],
+        rebalances=lambda: rebalance[0],
+        now_ms=lambda: clock.ms,
+        monotonic=lambda: clock.s,
+    )
+    return sweep, sent
+
+
+async def test_the_sweep_waits_for_the_tables_then_scans_them_whole_first() -> None:
+    ringing, completed = stored(RINGING), stored(RINGING, CDR)
+    ringing_due, _ = deadline_of(ringing)
+    completed_due, _ = deadline_of(completed)
+    table = Table({b"ringing": (partition(b"ringing"), ringing), b"done": (3, completed)})
+    calls, clock, ready, rebalance = OpenCalls(full_scan_interval_s=60), Clock(), [False], [1]
+    sweep, sent = sweep_of(table, calls, clock, ready, rebalance)
+    clock.ms = max(ringing_due, completed_due)
+
+    assert await sweep.tick() == 0  # recovering: a table read now would be read in part
+    assert (table.reads, sent) == ([], [])
+    ready[0] = True
+    assert await sweep.tick() == 2
+    assert table.reads == ["items"]
+    assert sent == [(b"ringing", EXPIRE), (b"done", EVICT)]
+    assert table.count == 2  # the full scan counts the rows
+    assert calls.items() == [(b"ringing", partition(b"ringing"))]  # open, and where
+
+
+async def test_between_full_scans_the_sweep_reads_only_the_open_calls() -> None:
+    ringing, completed = stored(RINGING), stored(RINGING, CDR)
+    table = Table({key: (partition(key), ringing) for key in (b"ringing", b"gone")})
+    calls, clock, ready, rebalance = OpenCalls(full_scan_interval_s=60), Clock(), [True], [1]
+    sweep, sent = sweep_of(table, calls, clock, ready, rebalance)
+    await sweep.tick()  # the first full scan, at 0: nothing due
+    assert sent == []
+    table.reads.clear()
+    del table.rows[b"gone"]  # deleted past the agent: the sweep forgets it
+    table.rows[b"done"] = (
+        partition(b"done"),
+        completed,
+    )  # completed, not open: only a full scan finds it
+    clock.ms, clock.s = max(deadline_of(completed)[0], deadline_of(ringing)[0]), 59.0
+    assert await sweep.tick() == 1
+    assert sent == [(b"ringing", EXPIRE)]
+    assert table.reads == ["get", "get"]
+    assert [key for key, _ in calls.items()] == [b"ringing"]
+    rebalance[0] = 2  # recovered rows bypassed the agent: a full scan finds them
+    await sweep.tick()
+    assert table.reads[-1] == "items"
+    assert sent[-1] == (b"done", EVICT)

@@ -38,7 +38,7 @@ class FaustStore:
 
 def test_a_write_is_read_back_at_once_and_stored_once_delivered() -> None:
     faust_store = FaustStore()
-    store = TableStore(faust_store)
+    store = TableStore(faust_store, None)
     delivered = store.put(0, b"call", b"v1")
     assert store.get(0, b"call") == b"v1"
     assert faust_store.data == {}  # a kill now leaves the store behind the changelog, not ahead
@@ -50,7 +50,7 @@ def test_a_write_is_read_back_at_once_and_stored_once_delivered() -> None:
 
 def test_a_delivery_applies_the_partitions_earlier_writes_in_order() -> None:
     faust_store = FaustStore()
-    store = TableStore(faust_store)
+    store = TableStore(faust_store, None)
     store.put(0, b"a", b"a1")
     store.put(1, b"other", b"o1")  # another partition: its own changelog batch
     store.put(0, b"a", b"a2")
@@ -67,7 +67,7 @@ def test_a_delivery_applies_the_partitions_earlier_writes_in_order() -> None:
 
 def test_a_delete_waits_too() -> None:
     faust_store = FaustStore({b"old": b"completed"})
-    store = TableStore(faust_store)
+    store = TableStore(faust_store, None)
     delivered = store.put(0, b"old", None)
     assert store.get(0, b"old") is None
     assert faust_store.data == {b"old": b"completed"}
@@ -77,7 +77,7 @@ def test_a_delete_waits_too() -> None:
 
 def test_items_include_the_waiting_writes() -> None:
     faust_store = FaustStore({b"kept": b"k", b"changed": b"c1", b"deleted": b"d"})
-    store = TableStore(faust_store)
+    store = TableStore(faust_store, None)
     store.put(0, b"changed", b"c2")
     store.put(0, b"deleted", None)
     store.put(0, b"new", b"n")
@@ -101,19 +101,19 @@ class RocksDB:
 
 
 class RocksDBStore(FaustStore):
-    """faust's RocksDB store: a database per partition."""
+    """faust's RocksDB store: a database per partition (its _db_for_partition)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.databases: dict[int, RocksDB] = {}
 
-    def _db_for_partition(self, partition: int) -> RocksDB:
+    def databases_of(self, partition: int) -> RocksDB:
         return self.databases.setdefault(partition, RocksDB())
 
 
 def test_with_rocksdb_a_delivered_write_goes_to_its_partitions_database() -> None:
     faust_store = RocksDBStore()
-    store = TableStore(faust_store)
+    store = TableStore(faust_store, faust_store.databases_of)
     delivered = store.put(3, b"call", b"v1")
     assert faust_store.databases == {}
     delivered(TopicPartition("worker-call-state-changelog", 3), 9)

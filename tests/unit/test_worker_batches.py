@@ -261,3 +261,21 @@ async def test_a_record_added_while_a_full_batch_is_flushed_is_kept() -> None:
     await batches.flush()
     sent = [record for _, batch, _ in producer.sent for record in batch.records]
     assert sorted(sent) == [(b"a", b"1"), (b"a", b"2"), (b"b", b"3"), (b"c", b"4")]
+
+
+async def test_a_flush_is_timed_from_its_start_until_its_records_are_acked() -> None:
+    producer = Producer()
+    timed: list[float] = []
+    batches = OutputBatches(producer, observe_flush=timed.append)  # type: ignore[arg-type]
+    event = Event()
+    await batches.add("state", 0, b"k", b"v")
+    await batches.done(event)
+    await batches.flush()
+    await batches.done(Event())  # produced nothing: no flush of batches to time
+    await batches.flush()
+    assert timed == []  # not delivered yet
+    producer.deliver(0)
+    await settle()
+    assert event.acks == 1
+    assert len(timed) == 1
+    assert 0 <= timed[0] < 5
