@@ -17,6 +17,7 @@ import faust
 
 from callstream.processors.batches import SharedBatches
 from callstream.processors.handlers import CommandHandler, FoldHandler
+from callstream.processors.metric_sinks import ShareWriter, WindowHandler
 from callstream.processors.ops_metrics import Scrape, WorkerMetrics
 from callstream.processors.ops_views import add_ops_views, worker_ready
 from callstream.processors.private_api import aiokafka_producer
@@ -31,6 +32,7 @@ from callstream.schemas.topics import (
     CALLS_COMPLETED,
     CDRS,
     LIVE_CALLS,
+    METRICS,
     REJECTED,
     topic,
     topic_names,
@@ -39,6 +41,9 @@ from callstream.schemas.topics import (
 OUTPUT_TOPICS = (CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED)
 COMMANDS = "commands"  # internal topic: <app id>-commands
 TABLE = "call-state"  # its changelog: <app id>-call-state-changelog
+SHARES_TABLE = "metric-shares"  # each input partition's share of each window
+SHARE_UPDATES = "share-updates"  # internal topic: <app id>-share-updates, keyed by dimension
+WINDOWS_TABLE = "metric-windows"  # each window's shares, on its dimension's partition
 PRODUCER_LINGER_S = 0.005
 # A batch never fills before a flush does (processors/batches.py, MAX_FLUSH_BYTES).
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
@@ -62,9 +67,13 @@ def commands_topic_name(app_id: str) -> str:
     return f"{app_id}-{COMMANDS}"
 
 
-def changelog_topic_name(app_id: str) -> str:
-    """The name faust gives the table's changelog topic (an app of version 1)."""
-    return f"{app_id}-{TABLE}-changelog"
+def changelog_topic_name(app_id: str, table: str = TABLE) -> str:
+    """The name faust gives a table's changelog topic (an app of version 1)."""
+    return f"{app_id}-{table}-changelog"
+
+
+def share_updates_topic_name(app_id: str) -> str:
+    return f"{app_id}-{SHARE_UPDATES}"
 
 
 def create_worker_app(settings: WorkerSettings) -> faust.App:
@@ -99,19 +108,39 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         commands_topic_name(settings.app_id), partitions=partitions, internal=True, **RAW
     )
     source = app.topic(names[CALL_EVENTS], names[CDRS], **RAW)
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-        options=ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None,
+    share_updates = app.topic(
+        share_updates_topic_name(settings.app_id), partitions=partitions, internal=True, **RAW
     )
+    options = ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None
+    tables = {
+        name: app.Table(
+            name, partitions=partitions, key_type=bytes, value_type=bytes, options=options
+        )
+        for name in (TABLE, SHARES_TABLE, WINDOWS_TABLE)
+    }
     metrics = WorkerMetrics.create()
     batches = SharedBatches(lambda: aiokafka_producer(app.producer), metrics.observe_flush)
-    calls = TableSink.of(table, batches)
+    calls = TableSink.of(tables[TABLE], batches)
+    shares = TableSink.of(tables[SHARES_TABLE], batches)
+    windows = TableSink.of(tables[WINDOWS_TABLE], batches)
     open_calls = OpenCalls(settings.full_scan_interval_s)
     outputs = Outputs({name: names[name] for name in OUTPUT_TOPICS}, batches)
-    sink = StepSink(calls, outputs, open_calls)
+    share_writer = ShareWriter(
+        shares,
+        calls,
+        share_updates.get_topic_name(),
+        partitions,
+        settings=settings.metrics,
+        observe_late=metrics.late_dropped,
+    )
+    sink = StepSink(calls, outputs, open_calls, share_writer)
+    fold_window = WindowHandler(
+        windows,
+        names[METRICS],
+        batches,
+        settings=settings.metrics,
+        observe_emit=metrics.window_emitted,
+    )
     fold_one = FoldHandler(sink, batches, metrics.observe_folded)
     run_command = CommandHandler(sink, batches, settings.fold, metrics.observe_folded)
 
@@ -124,6 +153,12 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     async def run_commands(stream: Any) -> None:
         async for event in stream.noack().events():
             await run_command(event)
+
+    @app.agent(share_updates)
+    async def fold_windows(stream: Any) -> None:
+        async for event in stream.noack().events():
+            await fold_window.apply(event.message.partition, event.value)
+            await batches.get().done(event)
 
     async def send_command(key: bytes, command: bytes) -> None:
         await commands.send(key=key, value=command)
@@ -147,9 +182,14 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
 
     scrape = Scrape(
         metrics,
-        {TABLE: calls},
+        {TABLE: calls, SHARES_TABLE: shares, WINDOWS_TABLE: windows},
         lambda: app.consumer,
-        topics=(names[CALL_EVENTS], names[CDRS], commands.get_topic_name()),
+        topics=(
+            names[CALL_EVENTS],
+            names[CDRS],
+            commands.get_topic_name(),
+            share_updates.get_topic_name(),
+        ),
         ready=ready,
     )
     add_ops_views(app, ready, scrape)

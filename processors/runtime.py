@@ -15,9 +15,12 @@ from callstream.kafka.admin import prepare_topics
 from callstream.kafka.topiccheck import WantedTopic, registry_topics
 from callstream.logs import configure_json_logging
 from callstream.processors.app import (
+    SHARES_TABLE,
+    WINDOWS_TABLE,
     changelog_topic_name,
     commands_topic_name,
     create_worker_app,
+    share_updates_topic_name,
 )
 from callstream.processors.private_api import check_private_api
 from callstream.processors.settings import WorkerSettings
@@ -36,9 +39,17 @@ def worker_topics(settings: WorkerSettings) -> list[WantedTopic]:
     with the inputs' (its check runs on faust's own table writes, which the worker does not
     use)."""
     partitions = topic(CALL_EVENTS).partitions
+    app_id = settings.app_id
     internal = [
         WantedTopic(commands_topic_name(settings.app_id), partitions, "delete", joined=True),
         WantedTopic(changelog_topic_name(settings.app_id), partitions, "compact", joined=True),
+        # The metrics' (docs/metrics.md): shares on the inputs' partitions, share updates
+        # and windows on their dimension's.
+        WantedTopic(share_updates_topic_name(settings.app_id), partitions, "delete", joined=True),
+        *(
+            WantedTopic(changelog_topic_name(app_id, table), partitions, "compact", joined=True)
+            for table in (SHARES_TABLE, WINDOWS_TABLE)
+        ),
     ]
     return registry_topics([spec.name for spec in TOPICS], settings.topic_prefix) + internal
 

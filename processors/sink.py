@@ -25,12 +25,15 @@ store as faust would, so that a restart recovers only the changelog past it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callstream.processors.batches import SharedBatches
 from callstream.processors.step import Record, Step
 from callstream.processors.sweep import OpenCalls
 from callstream.processors.tablestore import TableStore
+
+if TYPE_CHECKING:
+    from callstream.processors.metric_sinks import ShareWriter
 
 
 class TableSink:
@@ -105,10 +108,19 @@ class StepSink:
     """A call-state step (processors/step.py): the call's new state in the call-state table and
     the step's records, added together; the timer's open calls noted as they change."""
 
-    def __init__(self, table: TableSink, outputs: Outputs, open_calls: OpenCalls) -> None:
+    def __init__(
+        self,
+        table: TableSink,
+        outputs: Outputs,
+        open_calls: OpenCalls,
+        shares: ShareWriter | None = None,
+    ) -> None:
+        """``shares``: the metrics' shares of the call's windows, changed with its completed
+        record (processors/metric_sinks.py); None counts no metrics."""
         self.table = table
         self.outputs = outputs
         self.open_calls = open_calls
+        self.shares = shares
 
     def loader(self, partition: int) -> Callable[[str], bytes | None]:
         """``fold_record``'s ``load``: a call's stored state, in ``partition``."""
@@ -130,3 +142,8 @@ class StepSink:
         if step.call_id is not None and step.stored is not None:
             await self.write(partition, step.call_id.encode(), step.stored, is_open=step.is_open)
         await self.outputs.add(step.records, partitions)
+        changed = step.completed_before is not None or step.completed_after is not None
+        if self.shares is not None and step.call_id is not None and changed:
+            await self.shares.apply(
+                partition, step.call_id, step.completed_before, step.completed_after
+            )

@@ -13,8 +13,16 @@ from typing import Literal
 
 import msgspec
 
-from callstream.processors.callstate import FoldSettings, Output, apply, deadline_ms, expire
-from callstream.schemas.calls import CallState
+from callstream.processors.callstate import (
+    FoldSettings,
+    Output,
+    PublishCompleted,
+    apply,
+    completed_call,
+    deadline_ms,
+    expire,
+)
+from callstream.schemas.calls import CallState, CompletedCall
 from callstream.schemas.errors import WebhookParseError
 from callstream.schemas.parse import parse_webhook
 from callstream.schemas.rejected import rejected_webhook
@@ -57,6 +65,11 @@ class Step:
     stored: bytes | None
     records: list[Record]
     is_open: bool
+    # When the step changed the call's completed record (and so re-publishes it): the record
+    # before (None: not completed) and after. The metrics count a call by it
+    # (processors/callmetrics/); both None when it did not change.
+    completed_before: CompletedCall | None = None
+    completed_after: CompletedCall | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -107,9 +120,7 @@ def fold_record(load: Callable[[str], bytes | None], value: bytes, received_at_m
     new, outputs = apply(state, webhook.payload, received_at_ms)
     if not outputs:
         return Step(webhook.call_id, None, [], is_open=False)
-    encoded = _encode(new)
-    is_open = new.status != "completed"
-    return Step(webhook.call_id, encoded, _records(outputs, new, encoded), is_open=is_open)
+    return _changed(webhook.call_id, state, new, outputs)
 
 
 def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
@@ -118,6 +129,21 @@ def expire_stored(stored: bytes, now_ms: int, settings: FoldSettings) -> Step:
     new, outputs = expire(state, now_ms, settings)
     if not outputs:
         return Step(state.call_id, None, [], is_open=False)
+    return _changed(state.call_id, state, new, outputs)
+
+
+def _completed(state: CallState | None) -> CompletedCall | None:
+    return None if state is None or state.status != "completed" else completed_call(state)
+
+
+def _changed(call_id: str, old: CallState | None, new: CallState, outputs: list[Output]) -> Step:
     encoded = _encode(new)
-    is_open = new.status != "completed"
-    return Step(state.call_id, encoded, _records(outputs, new, encoded), is_open=is_open)
+    after = next((out.call for out in outputs if isinstance(out, PublishCompleted)), None)
+    return Step(
+        call_id,
+        encoded,
+        _records(outputs, new, encoded),
+        is_open=new.status != "completed",
+        completed_before=None if after is None else _completed(old),
+        completed_after=after,
+    )

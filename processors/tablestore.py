@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import rocksdict
@@ -98,6 +98,25 @@ class TableStore:
             database = self._database(partition)
             database.set_write_options(_NO_WAL)  # on every write (0.1 us): faust may reopen it
             database.put(key, value)
+
+    def scan(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The keys starting with ``prefix`` in ``partition``, and their values, the waiting
+        writes included; not in order. Keys must be unique across partitions."""
+        latest = {key: value for key, (_, value) in self._latest.items() if key.startswith(prefix)}
+        if self._database is None:
+            rows: Iterable[tuple[bytes, bytes]] = self.store.items()
+        else:
+            rows = self._database(partition).items(from_key=prefix)
+        for key, value in rows:
+            if not key.startswith(prefix):
+                if self._database is None:
+                    continue
+                break  # RocksDB iterates in key order: past the prefix, no more
+            if key not in latest:
+                yield key, value
+        for key, waiting in latest.items():
+            if waiting is not None:
+                yield key, waiting
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every key and value this worker's partitions hold, the waiting writes included."""

@@ -89,3 +89,50 @@ def _figures(key: str, calls: list[CompletedCall], sla_s: float) -> dict[str, An
         "cdr_missing": sum(call.cdr_missing for call in calls),
         "live_missing": sum(call.live_missing for call in calls),
     }
+
+
+# What a window's record says beyond its figures: its name, and its history (revision, clock).
+NOT_FIGURES = frozenset(
+    {
+        "revision",
+        "updated_at_ms",
+        "dimension",
+        "value",
+        "window",
+        "zone",
+        "window_start_ms",
+        "window_end_ms",
+        "service_level_threshold_s",
+    }
+)
+
+
+def figures_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``callstream.metrics`` value (as JSON builtins) without what is not its figures."""
+    return {name: value for name, value in record.items() if name not in NOT_FIGURES}
+
+
+def window_mismatches(
+    expected: dict[str, dict[str, Any]], seen: dict[str, dict[str, Any]]
+) -> str | None:
+    """How the windows ``seen`` (topic key: record) differ from ``expected`` (topic key:
+    figures), or None when they agree: every expected window with its figures, and any other
+    window emptied (every call it counted moved elsewhere)."""
+    problems = []
+    for key, want in sorted(expected.items()):
+        got = seen.get(key)
+        if got is None:
+            problems.append(f"{key}: missing")
+        elif figures_of(got) != want:
+            diff = {
+                name: (value, figures_of(got).get(name))
+                for name, value in want.items()
+                if figures_of(got).get(name) != value
+            }
+            problems.append(f"{key}: (want, got) {diff}")
+    for key in sorted(seen.keys() - expected.keys()):
+        if seen[key]["offered"]:
+            problems.append(f"{key}: not expected, offered {seen[key]['offered']}")
+    if not problems:
+        return None
+    return f"{len(problems)} windows differ, e.g. " + "; ".join(problems[:4])

@@ -25,9 +25,11 @@ class ShareUpdate(msgspec.Struct, array_like=True):
 
 
 class Window(msgspec.Struct, array_like=True):
-    """The latest share of each partition that counted calls in the window."""
+    """The latest share of each partition that counted calls in the window, and when it last
+    changed (the worker's clock)."""
 
     shares: dict[int, Partial] = msgspec.field(default_factory=dict)
+    updated_at_ms: int = 0
 
 
 def merged(window: Window | None, update: ShareUpdate) -> Window | None:
@@ -38,7 +40,7 @@ def merged(window: Window | None, update: ShareUpdate) -> Window | None:
         return None
     shares = {} if window is None else dict(window.shares)
     shares[update.partition] = update.share
-    return Window(shares)
+    return Window(shares, 0 if window is None else window.updated_at_ms)
 
 
 def _ratio(part: int, whole: int) -> float | None:

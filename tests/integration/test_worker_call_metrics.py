@@ -1,0 +1,61 @@
+"""The metrics end to end: generated calls posted to the ingress in any order, with duplicates,
+corrections, timer completions and late CDRs, give on ``callstream.metrics`` (the last value
+per key) exactly the brute force over the pure fold's final calls, also after the worker is
+killed mid-stream."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+from aiokafka.structs import ConsumerRecord
+
+from callstream.schemas.calls import CompletedCall
+from callstream.schemas.topics import CALLS_COMPLETED
+from tests.integration.ingress_support import Ingress, ingress_settings, running_ingress
+from tests.integration.metrics_support import (
+    GeneratedCall,
+    deliveries,
+    generate_calls,
+    truth,
+    wait_for_windows,
+)
+from tests.integration.worker_support import post_all, worker_process
+from tests.kafka_support import read_until
+
+FAST_TIMER = {"CALLSTREAM_CDR_TIMEOUT_S": "3"}
+
+
+async def wait_timed_out(
+    ingress: Ingress, bootstrap: str, calls: list[GeneratedCall], deadline_s: float = 60
+) -> None:
+    """Until every call with a late CDR is on calls-completed, completed without a CDR."""
+    waiting = {call.call_id for call in calls if call.late}
+
+    def missing(records: list[ConsumerRecord]) -> str | None:
+        done = {
+            completed.call_id
+            for completed in (
+                msgspec.json.decode(record.value, type=CompletedCall) for record in records
+            )
+            if completed.cdr_missing
+        }
+        left = waiting - done
+        return f"not timed out yet: {sorted(left)[:5]}" if left else None
+
+    await read_until(bootstrap, ingress.topics[CALLS_COMPLETED], missing, deadline_s=deadline_s)
+
+
+async def test_metrics_equal_the_brute_force_whatever_the_delivery(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = ingress_settings(kafka_bootstrap)
+    calls = generate_calls(f"m-{uuid.uuid4().hex[:6]}", 35, int(time.time() * 1000), seed=7)
+    async with running_ingress(settings) as ingress:
+        with worker_process(kafka_bootstrap, settings.topic_prefix, tmp_path, extra_env=FAST_TIMER):
+            await post_all(ingress, deliveries(calls, seed=1))
+            await wait_timed_out(ingress, kafka_bootstrap, calls)
+            await post_all(ingress, deliveries(calls, seed=2, late=True))
+            await wait_for_windows(ingress, kafka_bootstrap, truth(calls))
