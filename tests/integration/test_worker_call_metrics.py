@@ -59,3 +59,33 @@ async def test_metrics_equal_the_brute_force_whatever_the_delivery(
             await wait_timed_out(ingress, kafka_bootstrap, calls)
             await post_all(ingress, deliveries(calls, seed=2, late=True))
             await wait_for_windows(ingress, kafka_bootstrap, truth(calls))
+
+
+async def test_metrics_stay_exact_when_the_worker_is_killed_mid_stream(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """SIGKILL while the worker folds the first half (RocksDB store kept, as in production):
+    the next worker processes again what was not committed, and no call counts twice."""
+    settings = ingress_settings(kafka_bootstrap)
+    calls = generate_calls(f"k-{uuid.uuid4().hex[:6]}", 42, int(time.time() * 1000), seed=11)
+    bodies = deliveries(calls, seed=3)
+    half = len(bodies) // 2
+    worker = {
+        "app_id": f"{settings.topic_prefix}worker",
+        "store": "rocksdb",
+        "data_dir": tmp_path / "worker-data",
+        "extra_env": FAST_TIMER,
+    }
+    async with running_ingress(settings) as ingress:
+        with worker_process(
+            kafka_bootstrap, settings.topic_prefix, tmp_path, name="first", **worker
+        ) as first:
+            await post_all(ingress, bodies[:half])
+            first.kill()
+        await post_all(ingress, bodies[half:])
+        with worker_process(
+            kafka_bootstrap, settings.topic_prefix, tmp_path, name="second", **worker
+        ):
+            await wait_timed_out(ingress, kafka_bootstrap, calls)
+            await post_all(ingress, deliveries(calls, seed=4, late=True))
+            await wait_for_windows(ingress, kafka_bootstrap, truth(calls))
