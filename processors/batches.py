@@ -21,6 +21,12 @@ writes whole (a request cut short by the kill is not written at all). The flush'
 under the producer's request size for the same reason. This holds with one broker (a request
 goes to each partition leader) and while no partition needs a retry of its own; a kill in such
 a gap can still lose or double a record's outputs.
+
+What only a key's last value matters of, and that many input records change within one flush
+(a metric window that a hundred calls changed in 20 ms), need not be sent once per change: a
+sink may hold it back and append it from a hook that every flush runs first (``before_flush``,
+``append``), so the flush sends it once, with the input records that changed it. Such a sink
+``reserve``s the bytes it will append, so that the flush stays under its size.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ RECORD_OVERHEAD_BYTES = 64  # a record's framing in a batch, at most (varints, h
 Delivered = Callable[[TopicPartition, int], None]
 # Told the seconds from a flush's start until its input records are acknowledged.
 ObserveFlush = Callable[[float], None]
+# Run at the start of every flush, before it takes its batches: appends what it held back.
+BeforeFlush = Callable[["OutputBatches"], None]
 
 
 class RecordTooLarge(Exception):
@@ -115,6 +123,7 @@ class OutputBatches:
         self.linger_s = linger_s
         self.observe_flush = observe_flush
         self._batches: dict[TopicPartition, Any] = {}  # aiokafka BatchBuilder per partition
+        self._full: list[tuple[TopicPartition, Any]] = []  # filled by append(), in order
         self._on_delivered: dict[TopicPartition, Delivered] = {}
         self._events: list[Any] = []
         self._bytes = 0
@@ -126,6 +135,7 @@ class OutputBatches:
         # Flushes hand their batches over in the order they took them, so that a partition's
         # records reach Kafka in the order they were added (a compacted topic keeps the last).
         self._handing_over = asyncio.Lock()
+        self._before_flush: list[BeforeFlush] = []
 
     async def partition(self, topic: str, key: bytes) -> int:
         """``key``'s partition of ``topic``, as Kafka's default partitioner picks it."""
@@ -155,6 +165,35 @@ class OutputBatches:
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
         self._start_linger()
+
+    def before_flush(self, hook: BeforeFlush) -> None:
+        """Run ``hook`` at the start of every flush: what it appends goes out in that flush,
+        with the input records done before it (and any done since the hook's data changed)."""
+        self._before_flush.append(hook)
+
+    def reserve(self, size: int) -> None:
+        """Count ``size`` bytes that a before-flush hook will append towards the flush's bound
+        (a flush comes between input records once it is reached), and flush in time."""
+        self._bytes += size
+        self._start_linger()
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        on_delivered: Delivered | None = None,
+    ) -> None:
+        """:meth:`add` for a before-flush hook, which cannot wait: a full batch is set aside
+        for this flush and a new one opened."""
+        tp = TopicPartition(topic, partition)
+        if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
+            self._full.append((tp, self._batches.pop(tp)))
+            if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
+                raise RecordTooLarge(f"a record of {len(value or b'')} bytes fills no batch")
+        if on_delivered is not None:
+            self._on_delivered[tp] = on_delivered
 
     def _open_batch(self, tp: TopicPartition) -> Any:
         """The partition's batch being filled (an aiokafka BatchBuilder), new if none is."""
@@ -199,8 +238,14 @@ class OutputBatches:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batches, self._batches = self._batches, {}
-        callbacks, self._on_delivered = self._on_delivered, {}
+        for hook in self._before_flush:
+            hook(self)
+        # A partition's batches in order; only its last tells the changelog (all of them hold
+        # the changes it applies).
+        batches: list[tuple[TopicPartition, Any, Delivered | None]]
+        batches = [(tp, batch, None) for tp, batch in self._full]
+        batches += [(tp, batch, self._on_delivered.get(tp)) for tp, batch in self._batches.items()]
+        self._batches, self._full, self._on_delivered = {}, [], {}
         events, self._events = self._events, []
         self._bytes = 0
         if not batches:
@@ -214,11 +259,11 @@ class OutputBatches:
             if self._in_flight:  # delivered, so drained: no send_batch below waits for a slot
                 await asyncio.wait(self._in_flight)
             in_flight = []
-            for tp, batch in batches.items():
+            for tp, batch, on_delivered in batches:
                 count = batch.record_count()
                 batch.close()
                 sent = await self.producer.send_batch(batch, tp.topic, partition=tp.partition)
-                sent.add_done_callback(self._delivery(flush, callbacks.get(tp), count))
+                sent.add_done_callback(self._delivery(flush, on_delivered, count))
                 in_flight.append(sent)
             self._in_flight = in_flight
 
@@ -255,8 +300,17 @@ class SharedBatches:
         self._producer = producer
         self._observe_flush = observe_flush
         self._batches: OutputBatches | None = None
+        self._hooks: list[BeforeFlush] = []
+
+    def before_flush(self, hook: BeforeFlush) -> None:
+        """``OutputBatches.before_flush``, for a sink made before the batches are."""
+        self._hooks.append(hook)
+        if self._batches is not None:
+            self._batches.before_flush(hook)
 
     def get(self) -> OutputBatches:
         if self._batches is None:
             self._batches = OutputBatches(self._producer(), observe_flush=self._observe_flush)
+            for hook in self._hooks:
+                self._batches.before_flush(hook)
         return self._batches

@@ -2,20 +2,24 @@
 each window's shares added up by the window's owner (docs/metrics.md, Exactness).
 
 ``ShareWriter`` runs inside the call-state step, on the call's partition, between the state's
-write and the input record's ``done``: nothing in it yields to the event loop, so its changelog
-records and share updates go out in the same flush as the state's (processors/batches.py).
-``WindowHandler`` is the windows agent's work per share update.
+write and the input record's ``done``: nothing in it yields to the event loop. It keeps each
+changed share until the next flush, which writes it (its changelog record) and sends it to its
+window's owner once, however many calls changed it meanwhile, in the same flush as the states
+that changed it (processors/batches.py, ``before_flush``). ``WindowHandler`` is the windows
+agent's work per record of share updates: it keeps each changed window until the next flush,
+which writes it and publishes its figures once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import msgspec
 
 from callstream.kafka.partitioning import partition_for_key
-from callstream.processors.batches import SharedBatches
+from callstream.processors.batches import OutputBatches, SharedBatches
 from callstream.processors.callmetrics.combine import ShareUpdate, Window, merged, window_metrics
 from callstream.processors.callmetrics.contribution import changes, contribution
 from callstream.processors.callmetrics.partials import Partial, rebuilt, shares_after
@@ -31,12 +35,18 @@ log = logging.getLogger("callstream.processors")
 
 _encode = msgspec.json.Encoder().encode
 _decode_share = msgspec.json.Decoder(Partial).decode
-_decode_update = msgspec.json.Decoder(ShareUpdate).decode
+_decode_updates = msgspec.json.Decoder(list[ShareUpdate]).decode
 _decode_window = msgspec.json.Decoder(Window).decode
 # Told a window size and how many changes to its windows came after their grace.
 ObserveLate = Callable[[str, int], None]
 # Told a window size each time one of its windows is published.
 ObserveEmit = Callable[[str, int], None]
+SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topic, at most
+# What a flush will append, reserved when a share or window first changes since the last one
+# (processors/batches.py): a share's changelog record and its place among the updates (a share
+# holds 16 ring times and its agent's names at most), and a window's figures.
+SHARE_BYTES = 2 * 768
+FIGURES_BYTES = 1024
 
 
 def share_key(key: WindowKey, partition: int) -> bytes:
@@ -67,6 +77,9 @@ class ShareWriter:
         self.settings = settings
         self.observe_late = observe_late
         self.now_ms = now_ms
+        # The shares changed since the last flush, by partition and window: written then.
+        self._changed: dict[tuple[int, WindowKey], Partial] = {}
+        shares.batches.before_flush(self._flush)
 
     async def apply(
         self,
@@ -81,6 +94,9 @@ class ShareWriter:
             return
 
         def load(key: WindowKey) -> Partial | None:
+            held = self._changed.get((partition, key))
+            if held is not None:
+                return held
             stored = self.shares.get(partition, share_key(key, partition))
             return None if stored is None else _decode_share(stored)
 
@@ -97,11 +113,27 @@ class ShareWriter:
             share = changed
             if not share.max_known:
                 share = rebuilt(share, self._ring_times(partition, key))
-            await self.shares.write(partition, share_key(key, partition), _encode(share))
-            routing = key.dimension.encode()
+            if (partition, key) not in self._changed:
+                batches.reserve(SHARE_BYTES)
+            self._changed[(partition, key)] = share
+
+    def _flush(self, batches: OutputBatches) -> None:
+        """Each share changed since the last flush into its table and to its window's owner,
+        once: on the share-updates topic, keyed by dimension, several updates a record."""
+        changed, self._changed = self._changed, {}
+        updates: dict[str, list[ShareUpdate]] = {}
+        for (partition, key), share in changed.items():
+            self.shares.write_in_flush(
+                batches, partition, share_key(key, partition), _encode(share)
+            )
             update = ShareUpdate(key.table_key(), partition, share)
+            updates.setdefault(key.dimension, []).append(update)
+        for dimension, found in updates.items():
+            routing = dimension.encode()
             owner = partition_for_key(routing, self.partitions)
-            await batches.add(self.topic, owner, routing, _encode(update))
+            for start in range(0, len(found), SHARES_PER_RECORD):
+                chunk = found[start : start + SHARES_PER_RECORD]
+                batches.append(self.topic, owner, routing, _encode(chunk))
 
     def _ring_times(self, partition: int, key: WindowKey) -> Iterator[int]:
         """The ring times of the partition's calls in window ``key``: read when corrections
@@ -117,9 +149,19 @@ class ShareWriter:
                 yield figures.ring_ms
 
 
+@dataclass
+class _Changed:
+    """A window changed since the last flush: where it is kept and published, and its shares."""
+
+    partition: int
+    key: WindowKey
+    target: int  # its partition of callstream.metrics
+    window: Window
+
+
 class WindowHandler:
-    """A share update (the windows agent's input): the window takes the partition's newer share
-    and, when it changed, publishes its figures to ``callstream.metrics``."""
+    """Share updates (the windows agent's input): each window takes the partition's newer share
+    and, when it changed, publishes its figures to ``callstream.metrics`` at the next flush."""
 
     def __init__(
         self,
@@ -137,25 +179,43 @@ class WindowHandler:
         self.settings = settings
         self.observe_emit = observe_emit
         self.now_ms = now_ms
+        # The windows changed since the last flush, by table key: written and published then.
+        self._changed: dict[bytes, _Changed] = {}
+        batches.before_flush(self._flush)
 
-    async def apply(self, partition: int, value: bytes) -> bool:
-        """Fold one update into its window; whether the window changed."""
-        update = _decode_update(value)
-        stored = self.windows.get(partition, update.key)
-        window = merged(None if stored is None else _decode_window(stored), update)
-        if window is None:
-            return False  # a share it has, or one overtaken: a duplicate or a replay
-        now = self.now_ms()
-        window = msgspec.structs.replace(window, updated_at_ms=now)
-        key = WindowKey.from_table_key(update.key)
-        figures = window_metrics(key, window, self.settings, now)
-        topic_key = key.topic_key().encode()
+    async def apply(self, partition: int, value: bytes) -> int:
+        """Fold a record's share updates into their windows; how many changed one."""
+        count = 0
         batches = self.batches.get()
-        target = await batches.partition(self.metrics_topic, topic_key)
-        await self.windows.write(partition, update.key, _encode(window))
-        await batches.add(self.metrics_topic, target, topic_key, _encode(figures))
-        self.observe_emit(key.window, 1)
-        return True
+        for update in _decode_updates(value):
+            held = self._changed.get(update.key)
+            if held is None:
+                key = WindowKey.from_table_key(update.key)
+                target = await batches.partition(self.metrics_topic, key.topic_key().encode())
+                stored = self.windows.get(partition, update.key)
+                window = merged(None if stored is None else _decode_window(stored), update)
+                if window is not None:
+                    batches.reserve(len(stored or b"") + SHARE_BYTES + FIGURES_BYTES)
+                    self._changed[update.key] = _Changed(partition, key, target, window)
+            else:
+                window = merged(held.window, update)
+                if window is not None:
+                    held.window = window
+            count += window is not None  # None: a share it has or one overtaken (a replay)
+        return count
+
+    def _flush(self, batches: OutputBatches) -> None:
+        """Each window changed since the last flush into its table, and its figures to
+        ``callstream.metrics``, once."""
+        changed, self._changed = self._changed, {}
+        now = self.now_ms()
+        for table_key, held in changed.items():
+            window = msgspec.structs.replace(held.window, updated_at_ms=now)
+            figures = window_metrics(held.key, window, self.settings, now)
+            self.windows.write_in_flush(batches, held.partition, table_key, _encode(window))
+            topic_key = held.key.topic_key().encode()
+            batches.append(self.metrics_topic, held.target, topic_key, _encode(figures))
+            self.observe_emit(held.key.window, 1)
 
 
 class WindowReader:

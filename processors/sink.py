@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from callstream.processors.batches import SharedBatches
+from callstream.processors.batches import Delivered, OutputBatches, SharedBatches
 from callstream.processors.step import Record, Step
 from callstream.processors.sweep import OpenCalls
 from callstream.processors.tablestore import TableStore
@@ -77,10 +77,19 @@ class TableSink:
     async def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         """``table[key] = value`` (``del`` for None) in ``partition``, and its changelog record.
         The store has the write before this first yields to the event loop."""
+        applied = self._put(partition, key, value)
+        await self.batches.get().add(self.changelog, partition, key, value, applied)
+
+    def write_in_flush(
+        self, batches: OutputBatches, partition: int, key: bytes, value: bytes | None
+    ) -> None:
+        """:meth:`write` from a before-flush hook (processors/batches.py), into its flush."""
+        batches.append(self.changelog, partition, key, value, self._put(partition, key, value))
+
+    def _put(self, partition: int, key: bytes, value: bytes | None) -> Delivered:
         existed = self.store.get(partition, key) is not None
         self._rows += (value is not None) - existed
-        applied = self.store.put(partition, key, value)
-        await self.batches.get().add(self.changelog, partition, key, value, applied)
+        return self.store.put(partition, key, value)
 
 
 class Outputs:
