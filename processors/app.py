@@ -17,6 +17,7 @@ import faust
 
 from callstream.processors.batches import SharedBatches
 from callstream.processors.handlers import CommandHandler, FoldHandler
+from callstream.processors.metric_retention import DROPS, MetricDrops, MetricSweep
 from callstream.processors.metric_sinks import ShareWriter, WindowHandler
 from callstream.processors.ops_metrics import Scrape, WorkerMetrics
 from callstream.processors.ops_views import add_ops_views, worker_ready
@@ -149,10 +150,16 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         async for event in stream.noack().events():
             await fold_one(event)
 
+    drop_rows = MetricDrops(shares, windows, settings.metrics)
+
     @app.agent(commands)
     async def run_commands(stream: Any) -> None:
         async for event in stream.noack().events():
-            await run_command(event)
+            if event.value in DROPS:
+                await drop_rows.run(event.message.partition, event.key, event.value)
+                await batches.get().done(event)
+            else:
+                await run_command(event)
 
     @app.agent(share_updates)
     async def fold_windows(stream: Any) -> None:
@@ -179,6 +186,23 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
     async def sweep_calls() -> None:
         await sweep.tick()
+
+    async def send_to(key: bytes, command: bytes, partition: int) -> None:
+        await commands.send(key=key, value=command, partition=partition)
+
+    metric_sweep = MetricSweep(
+        shares,
+        windows,
+        send_to,
+        partitions,
+        settings=settings.metrics,
+        ready=ready,
+        interval_s=settings.full_scan_interval_s,
+    )
+
+    @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
+    async def sweep_metrics() -> None:
+        await metric_sweep.tick()
 
     scrape = Scrape(
         metrics,

@@ -19,7 +19,12 @@ from callstream.processors.batches import SharedBatches
 from callstream.processors.callmetrics.combine import ShareUpdate, Window, merged, window_metrics
 from callstream.processors.callmetrics.contribution import changes, contribution
 from callstream.processors.callmetrics.partials import Partial, rebuilt, shares_after
-from callstream.processors.callmetrics.windows import MetricSettings, WindowKey, table_prefix
+from callstream.processors.callmetrics.windows import (
+    MetricSettings,
+    WindowKey,
+    share_key,
+    table_prefix,
+)
 from callstream.processors.callstate import completed_call
 from callstream.processors.sink import TableSink
 from callstream.processors.step import decode_state
@@ -37,12 +42,6 @@ _decode_window = msgspec.json.Decoder(Window).decode
 ObserveLate = Callable[[str, int], None]
 # Told a window size each time one of its windows is published.
 ObserveEmit = Callable[[str, int], None]
-
-
-def share_key(key: WindowKey, partition: int) -> bytes:
-    """A share's key in the ``metric-shares`` table: the window's, then the partition (keys are
-    unique across partitions in a store that holds several)."""
-    return key.table_key() + b"\x00" + str(partition).encode()
 
 
 class ShareWriter:

@@ -91,10 +91,12 @@ def metric_settings(env: Mapping[str, str]) -> MetricSettings:
     grace_s = env_float(env, "CALLSTREAM_METRICS_GRACE_S", defaults.grace_ms / 1000)
     day_grace_s = env_float(env, "CALLSTREAM_METRICS_DAY_GRACE_S", defaults.day_grace_ms / 1000)
     service_level_s = env_float(env, "CALLSTREAM_SERVICE_LEVEL_S", defaults.service_level_s)
+    retention_s = env_float(env, "CALLSTREAM_METRICS_RETENTION_S", defaults.retention_ms / 1000)
     for name, value in (
         ("CALLSTREAM_METRICS_GRACE_S", grace_s),
         ("CALLSTREAM_METRICS_DAY_GRACE_S", day_grace_s),
         ("CALLSTREAM_SERVICE_LEVEL_S", service_level_s),
+        ("CALLSTREAM_METRICS_RETENTION_S", retention_s),
     ):
         if value < 0:
             raise SettingsError(f"{name}={value}: must not be negative")
@@ -104,4 +106,5 @@ def metric_settings(env: Mapping[str, str]) -> MetricSettings:
         service_level_s=service_level_s,
         grace_ms=int(grace_s * 1000),
         day_grace_ms=int(day_grace_s * 1000),
+        retention_ms=int(retention_s * 1000),
     )
