@@ -35,6 +35,7 @@ import faust
 from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.batches import OutputBatches
 from callstream.processors.callstate import evictable
+from callstream.processors.query_views import register_query_views
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.step import (
     Step,
@@ -181,7 +182,7 @@ class Publisher:
         await self.batches.done(event)
 
 
-def create_worker_app(settings: WorkerSettings) -> faust.App:
+def create_worker_app(settings: WorkerSettings) -> faust.App:  # noqa: PLR0915 - being split up
     """The worker's Faust app, with its agent, table, timer and web views."""
     check_transport()
     partitions = topic(CALL_EVENTS).partitions
@@ -284,6 +285,10 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             due, _ = due_calls(stored, deadline_of, now)
         for key, completed in due:
             await commands.send(key=key, value=EVICT if completed else EXPIRE)
+
+    register_query_views(
+        app, settings, table=TABLE, states=out.store.get, ready=lambda: _ready(app)
+    )
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
