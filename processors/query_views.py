@@ -29,7 +29,7 @@ from callstream.processors.params import (
     parse_live_query,
     parse_metrics_query,
 )
-from callstream.processors.routing import RETRY_AFTER_S, Forwarder, TableOwners
+from callstream.processors.routing import ANSWERED_BY, RETRY_AFTER_S, Forwarder, TableOwners
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.metrics import WindowMetrics
 from callstream.schemas.topics import CALL_EVENTS, LIVE_CALLS, topic, topic_names
@@ -110,8 +110,13 @@ def _require_ready(queries: Queries) -> None:
         )
 
 
-def _json(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/json")
+def _json(body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _answered_here(queries: Queries) -> dict[str, str]:
+    """The header naming the worker whose table answered (a routed answer keeps it)."""
+    return {ANSWERED_BY: queries.forwarder.owners.own_url}
 
 
 async def call_state(request: web.Request) -> web.Response:
@@ -130,8 +135,9 @@ async def call_state(request: web.Request) -> web.Response:
             404,
             "not_found",
             f"no call {call_id!r}: unknown, or completed longer ago than the retention",
+            _answered_here(queries),
         )
-    return _json(stored)
+    return _json(stored, _answered_here(queries))
 
 
 async def live_calls(request: web.Request) -> web.Response:
@@ -192,9 +198,12 @@ async def metric_windows(request: web.Request) -> web.Response:
         return web.Response(
             text=windows_csv(found),
             content_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                **_answered_here(queries),
+            },
         )
-    return _json(msgspec.json.encode(found))
+    return _json(msgspec.json.encode(found), _answered_here(queries))
 
 
 async def openapi(_request: web.Request) -> web.Response:

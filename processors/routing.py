@@ -23,10 +23,11 @@ from yarl import URL
 from callstream.webapp import Refusal
 
 FORWARDED_BY = "X-Callstream-Forwarded-By"  # the worker that sent the request on
+ANSWERED_BY = "X-Callstream-Answered-By"  # the worker whose table answered
 FORWARD_TIMEOUT_S = 10.0
 RETRY_AFTER_S = "1"
 # What an answer carries besides its status and body.
-PASSED_HEADERS = ("Content-Type", "Content-Disposition", "Retry-After")
+PASSED_HEADERS = ("Content-Type", "Content-Disposition", "Retry-After", ANSWERED_BY)
 
 # faust's HostToPartitionMap: worker URL -> topic -> partitions it owns.
 Distribution = Mapping[str, Mapping[str, Sequence[int]]]

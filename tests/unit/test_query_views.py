@@ -22,7 +22,7 @@ from callstream.processors.live_view import LiveView
 from callstream.processors.openapi import openapi_document
 from callstream.processors.params import DEFAULT_SPAN_MS
 from callstream.processors.query_views import CSV_FIELDS, Queries, add_query_routes
-from callstream.processors.routing import FORWARDED_BY, PASSED_HEADERS, Forwarder
+from callstream.processors.routing import ANSWERED_BY, FORWARDED_BY, PASSED_HEADERS, Forwarder
 from callstream.schemas.calls import CallState, LiveCall
 from callstream.schemas.metrics import WindowMetrics
 
@@ -184,8 +184,8 @@ async def test_a_call_another_worker_owns_is_answered_by_it(call_id: str) -> Non
         for one in (front, owner):
             one.owners.by_partition[partition(key)] = owner.url
         assert await front.get(f"/calls/{call_id}") == await owner.get(f"/calls/{call_id}")
-        status, _, body = await front.get(f"/calls/{call_id}")
-        assert (status, body["call_id"]) == (200, key.decode())
+        status, headers, body = await front.get(f"/calls/{call_id}")
+        assert (status, body["call_id"], headers[ANSWERED_BY]) == (200, key.decode(), owner.url)
         del owner.calls[key]  # its 404 passes back as it is
         status, _, body = await front.get(f"/calls/{call_id}")
         assert (status, body["error"]) == (404, "not_found")
