@@ -194,6 +194,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:  # noqa: PLR0915 -
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.canonical_url,  # the URL the query API routes requests to
         web_enabled=True,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
