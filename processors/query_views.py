@@ -29,7 +29,7 @@ from callstream.processors.params import (
     parse_live_query,
     parse_metrics_query,
 )
-from callstream.processors.routing import ANSWERED_BY, RETRY_AFTER_S, Forwarder, TableOwners
+from callstream.processors.routing import ANSWERED_BY, Forwarder, TableOwners, not_ready
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.metrics import WindowMetrics
 from callstream.schemas.topics import CALL_EVENTS, LIVE_CALLS, topic, topic_names
@@ -102,12 +102,7 @@ def _bad_request(error: BadRequest) -> Refusal:
 
 def _require_ready(queries: Queries) -> None:
     if not queries.ready():
-        raise Refusal(
-            503,
-            "not_ready",
-            "the worker is recovering its tables or rebalancing",
-            {"Retry-After": RETRY_AFTER_S},
-        )
+        raise not_ready("the worker is recovering its tables or rebalancing")
 
 
 def _json(body: bytes, headers: dict[str, str] | None = None) -> web.Response:
@@ -148,12 +143,7 @@ async def live_calls(request: web.Request) -> web.Response:
     except BadRequest as error:
         raise _bad_request(error) from None
     if not queries.live.ready:
-        raise Refusal(
-            503,
-            "not_ready",
-            "the live view is still reading callstream.live-calls",
-            {"Retry-After": RETRY_AFTER_S},
-        )
+        raise not_ready("the live view is still reading callstream.live-calls")
     answer = summarize(queries.live.view.calls(), queries.clock_ms(), filters)
     return _json(msgspec.json.encode(answer))
 

@@ -75,7 +75,8 @@ class TableOwners:
         return owner_of(self.app.router.table_metadata(self.table), partition)
 
 
-def _not_ready(detail: str) -> Refusal:
+def not_ready(detail: str) -> Refusal:
+    """503 ``not_ready``: retry in a second."""
     return Refusal(503, "not_ready", detail, {"Retry-After": RETRY_AFTER_S})
 
 
@@ -93,12 +94,12 @@ class Forwarder:
         already sent on once (the owner moved meanwhile), or when the owner does not answer."""
         owner = self.owners.owner(partition)
         if owner is None:
-            raise _not_ready(f"no worker owns partition {partition} yet (the group is forming)")
+            raise not_ready(f"no worker owns partition {partition} yet (the group is forming)")
         own = self.owners.own_url
         if same_worker(owner, own):
             return None
         if FORWARDED_BY in request.headers:
-            raise _not_ready(f"partition {partition} is moving between workers")
+            raise not_ready(f"partition {partition} is moving between workers")
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         target = URL(owner).join(request.rel_url)
