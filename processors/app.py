@@ -18,10 +18,11 @@ import faust
 from callstream.processors.batches import SharedBatches
 from callstream.processors.handlers import CommandHandler, FoldHandler
 from callstream.processors.metric_retention import DROPS, MetricDrops, MetricSweep
-from callstream.processors.metric_sinks import ShareWriter, WindowHandler
+from callstream.processors.metric_sinks import ShareWriter, WindowHandler, WindowReader
 from callstream.processors.ops_metrics import Scrape, WorkerMetrics
 from callstream.processors.ops_views import add_ops_views, worker_ready
 from callstream.processors.private_api import aiokafka_producer
+from callstream.processors.query_views import register_query_views
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.sink import Outputs, StepSink, TableSink
 from callstream.processors.step import stored_deadline_ms
@@ -89,6 +90,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.canonical_url,  # the URL the query API routes requests to
         web_enabled=True,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
@@ -217,4 +219,12 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         ready=ready,
     )
     add_ops_views(app, ready, scrape)
+    register_query_views(
+        app,
+        settings,
+        table=TABLE,
+        states=calls.get,
+        ready=ready,
+        windows=WindowReader(windows, partitions, settings.metrics),
+    )
     return app

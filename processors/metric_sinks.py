@@ -160,8 +160,8 @@ class WindowHandler:
 class WindowReader:
     """The windows one worker holds, as the query API reads them."""
 
-    def __init__(self, windows: TableSink, partitions: int, settings: MetricSettings) -> None:
-        self.windows = windows
+    def __init__(self, table: TableSink, partitions: int, settings: MetricSettings) -> None:
+        self.table = table
         self.partitions = partitions
         self.settings = settings
 
@@ -169,14 +169,14 @@ class WindowReader:
         """The key whose partition holds ``dimension``'s windows."""
         return dimension.encode()
 
-    def windows_in(
+    def windows(
         self, dimension: str, value: str | None, window: str, start_ms: int, end_ms: int
     ) -> list[WindowMetrics]:
         """``dimension``'s windows of size ``window`` starting in [start_ms, end_ms), by value
         then start; only those of ``value`` when given."""
         partition = partition_for_key(self.routing_key(dimension), self.partitions)
         found = []
-        for raw_key, stored in self.windows.store.scan(partition, table_prefix(dimension, value)):
+        for raw_key, stored in self.table.store.scan(partition, table_prefix(dimension, value)):
             key = WindowKey.from_table_key(raw_key)
             if key.window == window and start_ms <= key.start_ms < end_ms:
                 held = _decode_window(stored)
