@@ -12,7 +12,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,13 @@ from callstream.schemas.topics import (
     topic_for_kind,
     topic_names,
 )
-from callstream.webapp import add_healthz
+from callstream.webapp import (
+    Handler,
+    Refusal,
+    add_healthz,
+    error_response,
+    http_error_refusal,
+)
 
 log = logging.getLogger("callstream.ingest")
 
@@ -79,40 +85,6 @@ TOPICS = web.AppKey("topics", IngressTopics)
 INGRESS_TOPICS = (CALL_EVENTS, CDRS, REJECTED)
 RETRY_AFTER_S = "5"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Refusal(Exception):
-    """A client-visible refusal: status, stable error code, and a detail safe to show."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        headers: dict[str, str] | None = None,
-        *,
-        close: bool = False,
-    ):
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.headers = headers or {}
-        self.close = close  # the connection cannot carry another request
-
-
-def error_response(refusal: Refusal) -> web.Response:
-    response = web.Response(
-        status=refusal.status,
-        body=orjson.dumps({"error": refusal.code, "detail": refusal.detail}),
-        content_type="application/json",
-        headers=refusal.headers,
-    )
-    if refusal.close:
-        response.force_close()
-    return response
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> web.Response:
@@ -156,12 +128,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = CLIENT_CLOSED
         response = error_response(Refusal(400, CLIENT_CLOSED, str(gone), close=True))
     except web.HTTPException as http_error:
-        code = re.sub(r"\W+", "_", (http_error.reason or "error").lower()).strip("_")
-        # Its own headers (Allow on a 405) but not its text/plain Content-Type: ours is JSON.
-        headers = {k: v for k, v in http_error.headers.items() if k.lower() != "content-type"}
-        response = error_response(
-            Refusal(http_error.status, code, http_error.reason or "", headers)
-        )
+        response = error_response(http_error_refusal(http_error))
     except Exception:
         log.exception("unexpected error", extra={"route": route})
         response = error_response(Refusal(500, "internal", "unexpected server error"))

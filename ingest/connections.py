@@ -21,8 +21,9 @@ from typing import cast
 import orjson
 from aiohttp import StreamReader, web
 
-from callstream.ingest.app import RETRY_AFTER_S, Handler
+from callstream.ingest.app import RETRY_AFTER_S
 from callstream.ingest.metrics import IngressMetrics
+from callstream.webapp import Handler
 
 
 def canned_response(status: HTTPStatus, code: str, detail: str, *extra: str) -> bytes:

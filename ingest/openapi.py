@@ -12,19 +12,11 @@ from typing import Any
 
 from callstream import __version__
 from callstream.ingest.auth import TOKEN_HEADER
+from callstream.openapi import ERROR, REFS, STATUS, get, json_response, retry_after
 from callstream.schemas.errors import PAYLOAD_KINDS
 from callstream.schemas.schemagen import value_components
 from callstream.schemas.topics import CALL_EVENTS, CDRS, topic
 
-REFS = "#/components/schemas/{name}"
-_ERROR = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {
-        "error": {"type": "string", "description": "a stable code (docs/schemas.md)"},
-        "detail": {"type": "string"},
-    },
-}
 _ACCEPTED = {
     "type": "object",
     "required": ["accepted", "kind", "call_id", "topic", "partition", "offset"],
@@ -37,34 +29,12 @@ _ACCEPTED = {
         "offset": {"type": "integer"},
     },
 }
-_STATUS = {
-    "type": "object",
-    "required": ["status"],
-    "properties": {"status": {"type": "string"}, "service": {"type": "string"}},
-}
-_RETRY_AFTER = {
-    "Retry-After": {
-        "description": "seconds to wait",
-        "schema": {"type": "string"},
-        "required": True,
-    }
-}
 _BODY_DESCRIPTION = (
     "A live call-state event or a call detail record, as OMICall sends it: the values of "
     "omicall.call-events and omicall.cdrs. The ingress also refuses what JSON Schema cannot "
     "say: a key twice in one object, nesting deeper than 32, a body over the size limit "
     "(413); and it accepts a few numeric strings the schema cannot list (docs/schemas.md)."
 )
-
-
-def _json(schema: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": REFS.format(name=schema)}}},
-    }
-    if headers:
-        response["headers"] = headers
-    return response
 
 
 def _webhook_operation(
@@ -79,30 +49,34 @@ def _webhook_operation(
             "content": {"application/json": {"schema": body}},
         },
         "responses": {
-            "200": _json("Accepted", "Kafka acknowledged the body (acks=all)"),
-            "400": _json(
+            "200": json_response("Accepted", "Kafka acknowledged the body (acks=all)"),
+            "400": json_response(
                 "Error",
                 "not UTF-8, not JSON, not an object, hostile JSON, or a body that does not match"
                 " its Content-Encoding (gzip and deflate are read; the connection then closes)",
             ),
-            "401": _json("Error", "missing or wrong token, or signature; nothing published"),
-            "403": _json("Error", "source address not in CALLSTREAM_ALLOWED_CIDRS"),
-            "408": _json(
+            "401": json_response(
+                "Error", "missing or wrong token, or signature; nothing published"
+            ),
+            "403": json_response("Error", "source address not in CALLSTREAM_ALLOWED_CIDRS"),
+            "408": json_response(
                 "Error",
                 "headers or body too slow (CALLSTREAM_HEADER_TIMEOUT, CALLSTREAM_BODY_TIMEOUT);"
                 " the connection is closed",
             ),
-            "413": _json("Error", "body over the limit (default 64 KiB; once decompressed)"),
-            "415": _json("Error", "Content-Type is not JSON, or its charset not UTF-8"),
-            "422": _json(
+            "413": json_response(
+                "Error", "body over the limit (default 64 KiB; once decompressed)"
+            ),
+            "415": json_response("Error", "Content-Type is not JSON, or its charset not UTF-8"),
+            "422": json_response(
                 "Error",
                 "a JSON object that is neither a live event nor a CDR; kept on omicall.rejected",
             ),
-            "503": _json(
+            "503": json_response(
                 "Error",
                 "Kafka did not acknowledge in time, or the process has CALLSTREAM_MAX_CONNECTIONS"
                 " open; retry after Retry-After",
-                _RETRY_AFTER,
+                retry_after(),
             ),
         },
     }
@@ -126,14 +100,10 @@ _OPTIONAL_HEADERS = [
 ]
 
 
-def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
-    return {"get": {"summary": summary, "responses": responses}}
-
-
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The document served at ``GET /openapi.json``."""
-    components: dict[str, Any] = {"Error": _ERROR, "Accepted": _ACCEPTED, "Status": _STATUS}
+    components: dict[str, Any] = {"Error": ERROR, "Accepted": _ACCEPTED, "Status": STATUS}
     bodies = []
     for name in (CALL_EVENTS, CDRS):
         root, defs = value_components(topic(name), REFS)
@@ -159,19 +129,19 @@ def openapi_document() -> dict[str, Any]:
                 )
             },
             "/webhooks/omicall": {"post": by_header},
-            "/healthz": _get("the process is alive", {"200": _json("Status", "alive")}),
-            "/readyz": _get(
+            "/healthz": get("the process is alive", {"200": json_response("Status", "alive")}),
+            "/readyz": get(
                 "Kafka producer connected and the broker answered recently",
                 {
-                    "200": _json("Status", "ready"),
-                    "503": _json("Error", "not ready", _RETRY_AFTER),
+                    "200": json_response("Status", "ready"),
+                    "503": json_response("Error", "not ready", retry_after()),
                 },
             ),
-            "/metrics": _get(
+            "/metrics": get(
                 "Prometheus metrics",
                 {"200": {"description": "metrics", "content": {"text/plain": {}}}},
             ),
-            "/openapi.json": _get(
+            "/openapi.json": get(
                 "this document",
                 {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
             ),

@@ -17,10 +17,12 @@ import faust
 
 from callstream.processors.batches import SharedBatches
 from callstream.processors.handlers import CommandHandler, FoldHandler
-from callstream.processors.metric_sinks import ShareWriter, WindowHandler
+from callstream.processors.metric_retention import DROPS, MetricDrops, MetricSweep
+from callstream.processors.metric_sinks import ShareWriter, WindowHandler, WindowReader
 from callstream.processors.ops_metrics import Scrape, WorkerMetrics
 from callstream.processors.ops_views import add_ops_views, worker_ready
 from callstream.processors.private_api import aiokafka_producer
+from callstream.processors.query_views import register_query_views
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.sink import Outputs, StepSink, TableSink
 from callstream.processors.step import stored_deadline_ms
@@ -88,6 +90,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.canonical_url,  # the URL the query API routes requests to
         web_enabled=True,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
@@ -149,10 +152,16 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         async for event in stream.noack().events():
             await fold_one(event)
 
+    drop_rows = MetricDrops(shares, windows, settings.metrics)
+
     @app.agent(commands)
     async def run_commands(stream: Any) -> None:
         async for event in stream.noack().events():
-            await run_command(event)
+            if event.value in DROPS:
+                await drop_rows.run(event.message.partition, event.key, event.value)
+                await batches.get().done(event)
+            else:
+                await run_command(event)
 
     @app.agent(share_updates)
     async def fold_windows(stream: Any) -> None:
@@ -180,6 +189,23 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     async def sweep_calls() -> None:
         await sweep.tick()
 
+    async def send_to(key: bytes, command: bytes, partition: int) -> None:
+        await commands.send(key=key, value=command, partition=partition)
+
+    metric_sweep = MetricSweep(
+        shares,
+        windows,
+        send_to,
+        partitions,
+        settings=settings.metrics,
+        ready=ready,
+        interval_s=settings.full_scan_interval_s,
+    )
+
+    @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust's typing
+    async def sweep_metrics() -> None:
+        await metric_sweep.tick()
+
     scrape = Scrape(
         metrics,
         {TABLE: calls, SHARES_TABLE: shares, WINDOWS_TABLE: windows},
@@ -193,4 +219,12 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         ready=ready,
     )
     add_ops_views(app, ready, scrape)
+    register_query_views(
+        app,
+        settings,
+        table=TABLE,
+        states=calls.get,
+        ready=ready,
+        windows=WindowReader(windows, partitions, settings.metrics),
+    )
     return app

@@ -23,7 +23,12 @@ from callstream.processors.batches import OutputBatches, SharedBatches
 from callstream.processors.callmetrics.combine import ShareUpdate, Window, merged, window_metrics
 from callstream.processors.callmetrics.contribution import changes, contribution
 from callstream.processors.callmetrics.partials import Partial, rebuilt, shares_after
-from callstream.processors.callmetrics.windows import MetricSettings, WindowKey, table_prefix
+from callstream.processors.callmetrics.windows import (
+    MetricSettings,
+    WindowKey,
+    share_key,
+    table_prefix,
+)
 from callstream.processors.callstate import completed_call
 from callstream.processors.sink import TableSink
 from callstream.processors.step import decode_state
@@ -47,12 +52,6 @@ SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topi
 # holds 16 ring times and its agent's names at most), and a window's figures.
 SHARE_BYTES = 2 * 768
 FIGURES_BYTES = 1024
-
-
-def share_key(key: WindowKey, partition: int) -> bytes:
-    """A share's key in the ``metric-shares`` table: the window's, then the partition (keys are
-    unique across partitions in a store that holds several)."""
-    return key.table_key() + b"\x00" + str(partition).encode()
 
 
 class ShareWriter:
@@ -221,8 +220,8 @@ class WindowHandler:
 class WindowReader:
     """The windows one worker holds, as the query API reads them."""
 
-    def __init__(self, windows: TableSink, partitions: int, settings: MetricSettings) -> None:
-        self.windows = windows
+    def __init__(self, table: TableSink, partitions: int, settings: MetricSettings) -> None:
+        self.table = table
         self.partitions = partitions
         self.settings = settings
 
@@ -230,14 +229,14 @@ class WindowReader:
         """The key whose partition holds ``dimension``'s windows."""
         return dimension.encode()
 
-    def windows_in(
+    def windows(
         self, dimension: str, value: str | None, window: str, start_ms: int, end_ms: int
     ) -> list[WindowMetrics]:
         """``dimension``'s windows of size ``window`` starting in [start_ms, end_ms), by value
         then start; only those of ``value`` when given."""
         partition = partition_for_key(self.routing_key(dimension), self.partitions)
         found = []
-        for raw_key, stored in self.windows.store.scan(partition, table_prefix(dimension, value)):
+        for raw_key, stored in self.table.store.scan(partition, table_prefix(dimension, value)):
             key = WindowKey.from_table_key(raw_key)
             if key.window == window and start_ms <= key.start_ms < end_ms:
                 held = _decode_window(stored)

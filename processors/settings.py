@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from yarl import URL
+
 from callstream.processors.callmetrics.windows import WINDOW_MS, MetricSettings
 from callstream.processors.callstate import FoldSettings
 from callstream.settings import (
@@ -39,7 +41,16 @@ class WorkerSettings:
     session_timeout_s: float = 10.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # The URL the other workers reach this one's web server at (CALLSTREAM_WORKER_URL).
+    advertised_url: str | None = None
     log_level: str = "INFO"
+
+    @property
+    def canonical_url(self) -> str:
+        """The URL this worker advertises to the group: the query API sends it the requests
+        for the keys it owns. Default ``http://<web host>:<web port>``, which only serves when
+        the web host is an address the other workers can reach (not 0.0.0.0)."""
+        return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 
     @property
     def full_scan_interval_s(self) -> float:
@@ -69,6 +80,7 @@ class WorkerSettings:
             metrics=metric_settings(env),
             timer_interval_s=env_float(env, "CALLSTREAM_TIMER_INTERVAL_S", 10.0),
             session_timeout_s=env_float(env, "CALLSTREAM_SESSION_TIMEOUT_S", 10.0),
+            advertised_url=_env_url(env, "CALLSTREAM_WORKER_URL"),
             log_level=env_log_level(env),
         )
 
@@ -91,10 +103,12 @@ def metric_settings(env: Mapping[str, str]) -> MetricSettings:
     grace_s = env_float(env, "CALLSTREAM_METRICS_GRACE_S", defaults.grace_ms / 1000)
     day_grace_s = env_float(env, "CALLSTREAM_METRICS_DAY_GRACE_S", defaults.day_grace_ms / 1000)
     service_level_s = env_float(env, "CALLSTREAM_SERVICE_LEVEL_S", defaults.service_level_s)
+    retention_s = env_float(env, "CALLSTREAM_METRICS_RETENTION_S", defaults.retention_ms / 1000)
     for name, value in (
         ("CALLSTREAM_METRICS_GRACE_S", grace_s),
         ("CALLSTREAM_METRICS_DAY_GRACE_S", day_grace_s),
         ("CALLSTREAM_SERVICE_LEVEL_S", service_level_s),
+        ("CALLSTREAM_METRICS_RETENTION_S", retention_s),
     ):
         if value < 0:
             raise SettingsError(f"{name}={value}: must not be negative")
@@ -104,4 +118,16 @@ def metric_settings(env: Mapping[str, str]) -> MetricSettings:
         service_level_s=service_level_s,
         grace_ms=int(grace_s * 1000),
         day_grace_ms=int(day_grace_s * 1000),
+        retention_ms=int(retention_s * 1000),
     )
+
+
+def _env_url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) URL with a host, or None when unset."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    url = URL(text)
+    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/"):
+        raise SettingsError(f"{name}={text!r}: use http://host:port (no path)")
+    return str(url.origin())

@@ -103,7 +103,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         name=CALLS_COMPLETED,
-        description="One record per completed call; corrections carry a higher revision.",
+        description=(
+            "A record when a call completes, and again (revision + 1) whenever its completed"
+            " record changes: keep the highest revision of each call."
+        ),
         key="call id",
         value=CompletedCall,
         retention_ms=30 * _DAY_MS,
@@ -119,7 +122,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         name=METRICS,
-        description="The latest figures of each metrics window.",
+        description=(
+            "Every change of a metrics window (docs/metrics.md): a window's figures over the"
+            " completed calls that started in it, each counted once with its latest content."
+            " Keep the record of the highest revision per key: that is the window's current"
+            " figures. A window whose calls all moved elsewhere is published with offered 0."
+        ),
         key="<dimension>:<value>:<window>:<start>",
         value=WindowMetrics,
         retention_ms=30 * _DAY_MS,

@@ -40,7 +40,9 @@ class MetricSettings:
     (``CALLSTREAM_SERVICE_LEVEL_S``, 20): answered within it counts towards the service level;
     ``grace_ms`` (``CALLSTREAM_METRICS_GRACE_S``, 1 h): how long after its end a window shorter
     than a day still takes calls; ``day_grace_ms`` (``CALLSTREAM_METRICS_DAY_GRACE_S``, 1 day):
-    the same for day windows.
+    the same for day windows; ``retention_ms`` (``CALLSTREAM_METRICS_RETENTION_S``, 7 days):
+    how long after its grace a window stays in the worker's tables for the query API
+    (``callstream.metrics`` keeps its records for the topic's retention).
     """
 
     windows: tuple[Window, ...] = ("1m", "15m", "1h", "1d")
@@ -48,6 +50,7 @@ class MetricSettings:
     service_level_s: float = 20.0
     grace_ms: int = HOUR_MS
     day_grace_ms: int = DAY_MS
+    retention_ms: int = 7 * DAY_MS
     tz: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,3 +130,25 @@ def window_end(key: WindowKey, settings: MetricSettings) -> int:
 def is_late(key: WindowKey, now_ms: int, settings: MetricSettings) -> bool:
     """Whether a change to the window comes after its grace: it is then dropped."""
     return now_ms > window_end(key, settings) + settings.grace_of(key.window)
+
+
+def share_key(key: WindowKey, partition: int) -> bytes:
+    """A share's key in the ``metric-shares`` table: the window's, then the input partition
+    (a store may hold several partitions: keys must be unique across them)."""
+    return key.table_key() + _SEPARATOR.encode() + str(partition).encode()
+
+
+def split_share_key(raw: bytes) -> tuple[WindowKey, int]:
+    window, _, partition = raw.rpartition(_SEPARATOR.encode())
+    return WindowKey.from_table_key(window), int(partition)
+
+
+def share_expired(raw: bytes, now_ms: int, settings: MetricSettings) -> bool:
+    """A share past its window's grace: no change can reach it any more."""
+    return is_late(split_share_key(raw)[0], now_ms, settings)
+
+
+def window_expired(raw: bytes, now_ms: int, settings: MetricSettings) -> bool:
+    """A window past its grace and its retention: it leaves the worker's tables."""
+    key = WindowKey.from_table_key(raw)
+    return is_late(key, now_ms - settings.retention_ms, settings)

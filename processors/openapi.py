@@ -1,0 +1,203 @@
+"""OpenAPI 3.1 of the worker's routes (``GET /openapi.json``).
+
+The answers' schemas are the models' (msgspec's, as schemas/json/ are): ``CallState`` is what
+``callstream.call-state`` carries, ``WindowMetrics`` what ``callstream.metrics`` carries, and
+``LiveCalls`` (schemas/queries.py) the live view. The parameters are described as tightly as
+processors/params.py reads them; what JSON Schema cannot say (``from`` after ``to``, a range
+of more than ``MAX_WINDOWS`` windows) is in the descriptions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from callstream import __version__
+from callstream.openapi import ERROR, REFS, STATUS, get, json_response, retry_after
+from callstream.processors.params import (
+    ALL,
+    DEFAULT_WINDOW,
+    DIMENSIONS,
+    EPOCH_MS_DIGITS,
+    FORMATS,
+    MAX_WINDOWS,
+    WINDOWS,
+)
+from callstream.schemas.calls import CallState
+from callstream.schemas.metrics import WindowMetrics
+from callstream.schemas.queries import LiveCalls
+
+# A call id the router cannot reach: "live" is the live view's route, dot segments are
+# resolved away by clients.
+UNREACHABLE_CALL_IDS = ("live", ".", "..")
+_TIME = {
+    "anyOf": [
+        {"type": "string", "pattern": f"^[0-9]{{1,{EPOCH_MS_DIGITS}}}$"},
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "format": "date"},
+    ]
+}
+_TIME_DESCRIPTION = (
+    "epoch milliseconds, or ISO 8601 (a time without a zone is UTC; a date alone is its "
+    "midnight, UTC); before 1970 reads as 1970"
+)
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _bad_request(what: str) -> dict[str, Any]:
+    return json_response("Error", f"bad_request: {what}; the detail names the parameter and why")
+
+
+def _unready(what: str) -> dict[str, Any]:
+    return json_response("Error", what, retry_after())
+
+
+_TABLE_UNREADY = _unready(
+    "not_ready: the worker owning the key is rebalancing or recovering its tables, or "
+    "owner_unavailable: it did not answer in time"
+)
+_METRICS_PARAMETERS = [
+    _query("window", f"the window's length (default {DEFAULT_WINDOW})", {"enum": list(WINDOWS)}),
+    _query("from", f"the first window start to include: {_TIME_DESCRIPTION}", _TIME),
+    _query(
+        "to",
+        f"the window starts to include are before this: {_TIME_DESCRIPTION}. Without from and "
+        "to, the last 24 hours; with one of them, the 24 hours after from (before to). At most "
+        f"{MAX_WINDOWS} windows, and from not after to",
+        _TIME,
+    ),
+    _query(
+        "format",
+        "json (default) or csv: a header row, then a row per window",
+        {"enum": list(FORMATS)},
+    ),
+]
+
+
+def _metrics_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    windows = {"type": "array", "items": {"$ref": REFS.format(name="WindowMetrics")}}
+    csv = {"type": "string", "description": "a header row of WindowMetrics' fields, a row each"}
+    return get(
+        summary,
+        {
+            "200": {
+                "description": "the windows, by dimension value, then window start",
+                "content": {"application/json": {"schema": windows}, "text/csv": {"schema": csv}},
+            },
+            "400": _bad_request(
+                "an unknown dimension, window or format, a value for 'all', a time that does not"
+                " read, from after to, too many windows, an unknown or repeated parameter"
+            ),
+            "503": _TABLE_UNREADY,
+        },
+        parameters=[*parameters, *_METRICS_PARAMETERS],
+    )
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The document served at the worker's ``GET /openapi.json``."""
+    (_, _, _), models = msgspec.json.schema_components(
+        [CallState, WindowMetrics, LiveCalls], ref_template=REFS
+    )
+    dimension = _path("dimension", "what the windows are of", {"enum": list(DIMENSIONS)})
+    valued = [d for d in DIMENSIONS if d != ALL]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "callstream worker", "version": __version__},
+        "paths": {
+            "/healthz": get("the process is alive", {"200": json_response("Status", "alive")}),
+            "/readyz": get(
+                "joined its group and recovered its tables",
+                {
+                    "200": json_response("Status", "ready"),
+                    "503": json_response("Error", "not ready", retry_after(required=False)),
+                },
+            ),
+            "/metrics": get(
+                "Prometheus metrics of the worker",
+                {"200": {"description": "metrics", "content": {"text/plain": {}}}},
+            ),
+            "/calls/live": get(
+                "the calls in progress in the whole call centre, with counts per hotline and agent",
+                {
+                    "200": json_response("LiveCalls", "the calls the filters keep"),
+                    "400": _bad_request("an empty, unknown or repeated parameter"),
+                    "503": _unready("not_ready: the live view is still reading its topic"),
+                },
+                parameters=[
+                    _query(
+                        "hotline", "only this hotline's calls", {"type": "string", "minLength": 1}
+                    ),
+                    _query(
+                        "agent",
+                        "only this agent's (extension's)",
+                        {"type": "string", "minLength": 1},
+                    ),
+                ],
+            ),
+            "/calls/{call_id}": get(
+                "a call's joined state, from whichever worker owns it",
+                {
+                    "200": json_response("CallState", "the call's state"),
+                    "404": json_response(
+                        "Error",
+                        "not_found: no such call, or completed longer ago than the retention",
+                    ),
+                    "503": _TABLE_UNREADY,
+                },
+                parameters=[
+                    _path(
+                        "call_id",
+                        "the call's id (call_uuid, transaction_id)",
+                        {
+                            "type": "string",
+                            "minLength": 1,
+                            "not": {"enum": list(UNREACHABLE_CALL_IDS)},
+                        },
+                    )
+                ],
+            ),
+            "/metrics/{dimension}": _metrics_operation(
+                "the windows of every value of a dimension ('all': the whole call centre)",
+                [dimension],
+            ),
+            "/metrics/{dimension}/{value}": _metrics_operation(
+                "the windows of one hotline, agent (extension) or direction",
+                [
+                    _path("dimension", "what the windows are of", {"enum": valued}),
+                    _path(
+                        "value",
+                        "the hotline, extension or direction",
+                        {"type": "string", "minLength": 1},
+                    ),
+                ],
+            ),
+            "/openapi.json": get(
+                "this document",
+                {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            ),
+        },
+        "components": {"schemas": {"Error": ERROR, "Status": STATUS, **models}},
+    }
