@@ -15,12 +15,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import msgspec
 
 from callstream.kafka.partitioning import partition_for_key
 from callstream.processors.batches import OutputBatches, SharedBatches
-from callstream.processors.callmetrics.combine import ShareUpdate, Window, merged, window_metrics
+from callstream.processors.callmetrics.combine import (
+    ShareUpdate,
+    Window,
+    for_window,
+    merged,
+    window_metrics,
+)
 from callstream.processors.callmetrics.contribution import changes, contribution
 from callstream.processors.callmetrics.partials import Partial, rebuilt, shares_after
 from callstream.processors.callmetrics.windows import (
@@ -42,16 +49,49 @@ _encode = msgspec.json.Encoder().encode
 _decode_share = msgspec.json.Decoder(Partial).decode
 _decode_updates = msgspec.json.Decoder(list[ShareUpdate]).decode
 _decode_window = msgspec.json.Decoder(Window).decode
+T = TypeVar("T")
 # Told a window size and how many changes to its windows came after their grace.
 ObserveLate = Callable[[str, int], None]
 # Told a window size each time one of its windows is published.
 ObserveEmit = Callable[[str, int], None]
+# Rows kept decoded as last written: about 4 KB a window at most, 1 KB a share.
+DECODED_WINDOWS = 1024
+DECODED_SHARES = 4096
 SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topic, at most
 # What a flush will append, reserved when a share or window first changes since the last one
 # (processors/batches.py): a share's changelog record and its place among the updates (a share
-# holds 16 ring times and its agent's names at most), and a window's figures.
-SHARE_BYTES = 2 * 768
-FIGURES_BYTES = 1024
+# with its 16 largest ring times and an agent's name is about 300 bytes with its key), a share
+# more in a window, and a window's figures (about 650 bytes).
+SHARE_BYTES = 2 * 384
+FIGURES_BYTES = 768
+
+
+class _Decoded(Generic[T]):
+    """The rows last written, decoded, by table key: a share or window changes many times an
+    hour, and decoding it costs more than the rest of its change. An entry serves only while
+    the store holds the very bytes it was decoded from, so it is never stale; the least
+    recently used leave first. Its values are never changed in place (the fold copies)."""
+
+    def __init__(self, decode: Callable[[bytes], T], size: int) -> None:
+        self.decode = decode
+        self.size = size
+        self._held: dict[bytes, tuple[bytes, T]] = {}
+
+    def get(self, key: bytes, stored: bytes | None) -> T | None:
+        if stored is None:
+            return None
+        held = self._held.get(key)
+        if held is not None and held[0] == stored:
+            return held[1]
+        value = self.decode(stored)
+        self.keep(key, stored, value)
+        return value
+
+    def keep(self, key: bytes, stored: bytes, value: T) -> None:
+        self._held.pop(key, None)
+        self._held[key] = (stored, value)
+        if len(self._held) > self.size:
+            del self._held[next(iter(self._held))]
 
 
 class ShareWriter:
@@ -78,6 +118,7 @@ class ShareWriter:
         self.now_ms = now_ms
         # The shares changed since the last flush, by partition and window: written then.
         self._changed: dict[tuple[int, WindowKey], Partial] = {}
+        self._decoded = _Decoded(_decode_share, DECODED_SHARES)
         shares.batches.before_flush(self._flush)
 
     async def apply(
@@ -96,8 +137,8 @@ class ShareWriter:
             held = self._changed.get((partition, key))
             if held is not None:
                 return held
-            stored = self.shares.get(partition, share_key(key, partition))
-            return None if stored is None else _decode_share(stored)
+            row = share_key(key, partition)
+            return self._decoded.get(row, self.shares.get(partition, row))
 
         updated, late = shares_after(found, load, self.now_ms(), self.settings)
         for key in late:
@@ -122,10 +163,10 @@ class ShareWriter:
         changed, self._changed = self._changed, {}
         updates: dict[str, list[ShareUpdate]] = {}
         for (partition, key), share in changed.items():
-            self.shares.write_in_flush(
-                batches, partition, share_key(key, partition), _encode(share)
-            )
-            update = ShareUpdate(key.table_key(), partition, share)
+            row, stored = share_key(key, partition), _encode(share)
+            self.shares.write_in_flush(batches, partition, row, stored)
+            self._decoded.keep(row, stored, share)
+            update = ShareUpdate(key.table_key(), partition, for_window(share))
             updates.setdefault(key.dimension, []).append(update)
         for dimension, found in updates.items():
             routing = dimension.encode()
@@ -180,6 +221,7 @@ class WindowHandler:
         self.now_ms = now_ms
         # The windows changed since the last flush, by table key: written and published then.
         self._changed: dict[bytes, _Changed] = {}
+        self._decoded = _Decoded(_decode_window, DECODED_WINDOWS)
         batches.before_flush(self._flush)
 
     async def apply(self, partition: int, value: bytes) -> int:
@@ -192,9 +234,9 @@ class WindowHandler:
                 key = WindowKey.from_table_key(update.key)
                 target = await batches.partition(self.metrics_topic, key.topic_key().encode())
                 stored = self.windows.get(partition, update.key)
-                window = merged(None if stored is None else _decode_window(stored), update)
+                window = merged(self._decoded.get(update.key, stored), update)
                 if window is not None:
-                    batches.reserve(len(stored or b"") + SHARE_BYTES + FIGURES_BYTES)
+                    batches.reserve(len(stored or b"") + SHARE_BYTES // 2 + FIGURES_BYTES)
                     self._changed[update.key] = _Changed(partition, key, target, window)
             else:
                 window = merged(held.window, update)
@@ -211,7 +253,9 @@ class WindowHandler:
         for table_key, held in changed.items():
             window = msgspec.structs.replace(held.window, updated_at_ms=now)
             figures = window_metrics(held.key, window, self.settings, now)
-            self.windows.write_in_flush(batches, held.partition, table_key, _encode(window))
+            stored = _encode(window)
+            self.windows.write_in_flush(batches, held.partition, table_key, stored)
+            self._decoded.keep(table_key, stored, window)
             topic_key = held.key.topic_key().encode()
             batches.append(self.metrics_topic, held.target, topic_key, _encode(figures))
             self.observe_emit(held.key.window, 1)

@@ -32,6 +32,17 @@ class Window(msgspec.Struct, array_like=True):
     updated_at_ms: int = 0
 
 
+def for_window(share: Partial) -> Partial:
+    """What a window needs of a share: its sums and its maximum, not the ring times below it
+    that a partition keeps for corrections (a window holds a share per partition, and is
+    written whole at every change)."""
+    return (
+        share
+        if len(share.top_ring) <= 1
+        else msgspec.structs.replace(share, top_ring=share.top_ring[:1])
+    )
+
+
 def merged(window: Window | None, update: ShareUpdate) -> Window | None:
     """``window`` with ``update``'s share, or ``None`` when it already has that version or a
     later one (nothing to change or publish)."""
@@ -41,6 +52,9 @@ def merged(window: Window | None, update: ShareUpdate) -> Window | None:
     shares = {} if window is None else dict(window.shares)
     shares[update.partition] = update.share
     return Window(shares, 0 if window is None else window.updated_at_ms)
+
+
+_FIELD = {name: index for index, name in enumerate(Partial.__struct_fields__)}
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -55,10 +69,11 @@ def window_metrics(
     key: WindowKey, window: Window, settings: MetricSettings, updated_at_ms: int
 ) -> WindowMetrics:
     """The published figures of ``window``: its shares added up."""
-    shares = list(window.shares.values())
+    shares = list(window.shares.values()) or [Partial()]
+    columns = list(zip(*map(msgspec.structs.astuple, shares), strict=True))
 
     def total(field: str) -> int:
-        return sum(getattr(share, field) for share in shares)
+        return sum(columns[_FIELD[field]])
 
     offered, answered = total("offered"), total("answered")
     ring_count, talk_count = total("ring_count"), total("talk_count")

@@ -124,7 +124,13 @@ def _from_local(local_ms: int, tz: ZoneInfo) -> int:
 
 def window_end(key: WindowKey, settings: MetricSettings) -> int:
     """The end (exclusive, epoch ms) of the window ``key`` names."""
-    return window_bounds(key.start_ms, key.window, settings.tz)[1]
+    return _end(key.start_ms, key.window, settings.tz)
+
+
+@lru_cache(maxsize=4096)
+def _end(start_ms: int, window: Window, tz: ZoneInfo) -> int:
+    """Every change of a call asks it of each of its windows (``is_late``): a few are live."""
+    return window_bounds(start_ms, window, tz)[1]
 
 
 def is_late(key: WindowKey, now_ms: int, settings: MetricSettings) -> bool:
