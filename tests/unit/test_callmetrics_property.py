@@ -16,6 +16,7 @@ from callstream.processors.callmetrics import partials
 from callstream.processors.callmetrics.combine import (
     ShareUpdate,
     Window,
+    for_window,
     merged,
     window_metrics,
 )
@@ -87,7 +88,7 @@ class Worker:
             if not share.max_known:
                 share = rebuilt(share, self.ring_times(partition, key))
             self.shares[(partition, key)] = share
-            update = ShareUpdate(key.table_key(), partition, share)
+            update = ShareUpdate(key.table_key(), partition, for_window(share))
             self.sent.append(msgspec.json.encode(update))
 
     def ring_times(self, partition: int, key: WindowKey) -> list[int]:
@@ -143,3 +144,28 @@ def test_metrics_equal_the_brute_force_whatever_the_delivery(
     assert {key: got[key] for key in got.keys() - emptied} == want
     for key in emptied:  # every call left it: nothing of them stays
         assert all(not value for value in got[key].values()), (key, got[key])
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.data())
+def test_a_flush_sending_each_shares_latest_version_only_gives_the_same_windows(
+    delivered: list[Any], data: st.DataObject
+) -> None:
+    """The worker sends a share once per flush, its latest version: the windows that get only
+    some versions of each share, its last among them, are still exact."""
+    metric_settings = MetricSettings(
+        windows=("1m", "1h"), grace_ms=10**15, day_grace_ms=10**15, service_level_s=20.0
+    )
+    worker = Worker(metric_settings)
+    worker.fold(delivered)
+    last: dict[tuple[bytes, int], bytes] = {}
+    for raw in worker.sent:
+        update = msgspec.json.decode(raw, type=ShareUpdate)
+        last[(update.key, update.partition)] = raw
+    earlier = [raw for raw in worker.sent if raw not in last.values()]
+    kept = data.draw(st.lists(st.sampled_from(earlier), max_size=6)) if earlier else []
+    got = windows_from(data.draw(st.permutations([*kept, *last.values()])), metric_settings)
+
+    finals = [call for call in map(completed, worker.states.values()) if call is not None]
+    want = expected_windows(finals, ["1m", "1h"], metric_settings.zone, 20.0)
+    assert {key: figures for key, figures in got.items() if figures["offered"]} == want

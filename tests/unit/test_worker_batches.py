@@ -279,3 +279,49 @@ async def test_a_flush_is_timed_from_its_start_until_its_records_are_acked() -> 
     assert event.acks == 1
     assert len(timed) == 1
     assert 0 <= timed[0] < 5
+
+
+async def test_a_before_flush_hook_appends_into_the_flush_that_acks_its_inputs() -> None:
+    producer = Producer(capacity=2)
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    held: list[bytes] = []
+    heard: list[tuple[TopicPartition, int]] = []
+
+    def hook(flushing: OutputBatches) -> None:
+        for value in held:
+            flushing.append("windows", 1, b"w", value, lambda tp, offset: heard.append((tp, 0)))
+        held.clear()
+
+    batches.before_flush(hook)
+    event = Event()
+    await batches.add("state", 0, b"k", b"v")
+    held.extend([b"1", b"2", b"3"])  # three: one batch fills, and is set aside
+    await batches.done(event)
+    await batches.flush()
+    sent = [(tp.topic, batch.records) for tp, batch, _ in producer.sent]
+    assert sent == [
+        ("windows", [(b"w", b"1"), (b"w", b"2")]),
+        ("state", [(b"k", b"v")]),
+        ("windows", [(b"w", b"3")]),
+    ]
+    producer.deliver(2)
+    producer.deliver(1)
+    await settle()
+    assert (event.acks, heard) == (0, [(TopicPartition("windows", 1), 0)])  # the last batch's
+    producer.deliver(0)
+    await settle()
+    assert event.acks == 1
+    assert heard == [(TopicPartition("windows", 1), 0)]  # the full batch tells nothing
+    await batches.flush()
+    assert len(producer.sent) == 3  # nothing held any more: nothing sent
+
+
+async def test_reserved_bytes_bring_a_flush_between_input_records() -> None:
+    producer = Producer()
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    batches.before_flush(lambda flushing: flushing.append("windows", 0, b"w", b"v"))
+    event = Event()
+    batches.reserve(MAX_FLUSH_BYTES)  # what the hook will append
+    assert producer.sent == []
+    await batches.done(event)
+    assert [tp.topic for tp, _, _ in producer.sent] == ["windows"]

@@ -1,0 +1,132 @@
+"""The metrics' writes without faust or a broker: the calls folded within one flush change each
+share and window once, in the flush that acknowledges their input records."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+
+from callstream.processors.app import OUTPUT_TOPICS
+from callstream.processors.batches import SharedBatches
+from callstream.processors.callmetrics.combine import ShareUpdate
+from callstream.processors.callmetrics.windows import MetricSettings
+from callstream.processors.handlers import FoldHandler
+from callstream.processors.metric_sinks import ShareWriter, WindowHandler
+from callstream.processors.sink import Outputs, StepSink, TableSink
+from callstream.processors.sweep import OpenCalls
+from callstream.processors.tablestore import TableStore
+from callstream.schemas.topics import METRICS
+from tests.unit.schema_fixtures import cdr, with_
+from tests.unit.test_tablestore import FaustStore
+from tests.unit.test_worker_batches import Producer, settle
+from tests.unit.test_worker_handlers import EVENTS, Input, Message
+
+NOW = cdr()["time_end_call"] * 1000 + 1000  # the sample's windows are open
+SETTINGS = MetricSettings()
+KEYS_PER_CALL = 4 * len(SETTINGS.windows)  # all, hotline, agent, direction: each window
+UPDATES, SHARES, WINDOWS = "w-share-updates", "w-metric-shares-changelog", "w-windows-changelog"
+
+
+class Worker:
+    """The call-state fold with its shares, and the windows agent, on one fake producer."""
+
+    def __init__(self) -> None:
+        self.producer = Producer()
+        self.batches = SharedBatches(lambda: self.producer)  # type: ignore[arg-type,return-value]
+
+        def sink(name: str, changelog: str) -> TableSink:
+            return TableSink(name, TableStore(FaustStore(), None), changelog, self.batches)
+
+        calls = sink("call-state", "w-call-state-changelog")
+        self.shares = sink("metric-shares", SHARES)
+        self.windows = sink("metric-windows", WINDOWS)
+        writer = ShareWriter(
+            self.shares,
+            calls,
+            UPDATES,
+            12,
+            settings=SETTINGS,
+            observe_late=lambda window, count: None,
+            now_ms=lambda: NOW,
+        )
+        outputs = Outputs({name: f"p.{name}" for name in OUTPUT_TOPICS}, self.batches)
+        step_sink = StepSink(calls, outputs, OpenCalls(full_scan_interval_s=60), writer)
+        self.fold = FoldHandler(step_sink, self.batches, lambda topic, outcome: None)
+        self.emitted: Counter[str] = Counter()
+        self.window_handler = WindowHandler(
+            self.windows,
+            f"p.{METRICS}",
+            self.batches,
+            settings=SETTINGS,
+            observe_emit=lambda window, count: self.emitted.update({window: count}),
+            now_ms=lambda: NOW,
+        )
+
+    async def flushed(self) -> list[tuple[str, int, bytes, bytes]]:
+        """Flush; Kafka acknowledges it: (topic, partition, key, value) of what it sent."""
+        before = len(self.producer.sent)
+        await self.batches.get().flush()
+        for index in range(before, len(self.producer.sent)):
+            self.producer.deliver(index)
+        await settle()
+        return [
+            (tp.topic, tp.partition, key, value or b"")
+            for tp, batch, _ in self.producer.sent[before:]
+            for key, value in batch.records
+        ]
+
+
+def a_cdr(call_id: str, partition: int = 5) -> Input:
+    return Input(Message(EVENTS, partition), with_(cdr(), transaction_id=call_id))
+
+
+async def test_calls_folded_within_one_flush_change_each_share_and_window_once() -> None:
+    worker = Worker()
+    inputs = [a_cdr(f"call-{n}") for n in range(3)]  # one partition, the same windows
+    for record in inputs:
+        await worker.fold(record)
+    sent = await worker.flushed()
+    assert [record.acks for record in inputs] == [1, 1, 1]
+    shares = [record for record in sent if record[0] == SHARES]
+    assert len(shares) == len({key for _, _, key, _ in shares}) == KEYS_PER_CALL
+    updates = [record for record in sent if record[0] == UPDATES]
+    assert sorted(key for _, _, key, _ in updates) == [b"agent", b"all", b"direction", b"hotline"]
+    decoded = [
+        update
+        for _, _, _, value in updates
+        for update in msgspec.json.decode(value, type=list[ShareUpdate])
+    ]
+    assert len(decoded) == KEYS_PER_CALL
+    assert {update.share.offered for update in decoded} == {3}
+
+    for _, partition, _, value in updates:
+        assert await worker.window_handler.apply(partition, value) > 0
+    published = await worker.flushed()
+    metrics = [record for record in published if record[0] == f"p.{METRICS}"]
+    assert len(metrics) == len({key for _, _, key, _ in metrics}) == KEYS_PER_CALL
+    assert {msgspec.json.decode(value)["offered"] for _, _, _, value in metrics} == {3}
+    assert len([record for record in published if record[0] == WINDOWS]) == KEYS_PER_CALL
+    assert sum(worker.emitted.values()) == KEYS_PER_CALL
+
+    # The same updates again (a replay) change no window and publish nothing.
+    for _, partition, _, value in updates:
+        assert await worker.window_handler.apply(partition, value) == 0
+    assert await worker.flushed() == []
+
+
+async def test_a_calls_shares_go_out_in_the_flush_of_its_state() -> None:
+    worker = Worker()
+    record = a_cdr("call-1")
+    await worker.fold(record)
+    assert worker.producer.sent == []  # nothing before the flush
+    await worker.batches.get().flush()
+    topics = {tp.topic for tp, _, _ in worker.producer.sent}
+    assert {"w-call-state-changelog", SHARES, UPDATES} <= topics
+    assert record.acks == 0
+    for index in range(len(worker.producer.sent)):
+        worker.producer.deliver(index)
+    await settle()
+    assert record.acks == 1
+    # Delivered: the share is in the store, and read back from it.
+    assert len(worker.shares.store.store.data) == KEYS_PER_CALL
