@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import subprocess
@@ -38,8 +39,9 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.ingest import PeakRss, kafka, rss_mb, server
+from bench.query_latency import Latency, latency_under_load
 from bench.report import print_table, write_results
-from bench.synthetic_calls import Record, call_records, expected_offered, synthetic_calls
+from bench.synthetic_calls import Call, Record, call_records, expected_offered, synthetic_calls
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
 from callstream.processors.settings import metric_settings
@@ -47,7 +49,15 @@ from callstream.processors.step import fold_record
 from callstream.schemas.topics import CALL_EVENTS, CDRS, METRICS, TOPICS, topic_names
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"rate": 5000.0, "ratio_to_noop_agent": 0.5, "rss_mb_at_1m_states": 500.0}
+TARGETS = {
+    "rate": 5000.0,
+    "ratio_to_noop_agent": 0.5,
+    "rss_mb_at_1m_states": 500.0,
+    "calls_get_p99_ms": 20.0,
+}
+LATENCY_S = 20.0  # how long the GETs run while the worker folds at half its rate
+REQUEST_RATE = 200.0  # GET /calls/{call_id} a second
+FOLD_ONLY_RECORDS = 100_000  # the fold alone over these: a million states would hold GBs here
 LATE_DROPS = re.compile(rb"^callstream_worker_late_dropped_total\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
@@ -157,21 +167,65 @@ def faust_floor_rate(bootstrap: str, names: dict[str, str], total: int, tmp: str
 
 
 def fold_only_rate(records: list[Record], now_ms: int) -> float:
-    """The call-state fold alone, in this process: parse, fold and encode every record, a dict
-    for the table, no metrics and no Kafka. What no worker doing this fold can beat."""
+    """The call-state fold alone, in this process: parse, fold and encode each record (the first
+    ``FOLD_ONLY_RECORDS``), a dict for the table, no metrics and no Kafka. What no worker doing
+    this fold can beat."""
     table: dict[str, bytes] = {}
+    sample = records[:FOLD_ONLY_RECORDS]
     started = time.perf_counter()
-    for _, _, value in records:
+    for _, _, value in sample:
         step = fold_record(table.get, value, now_ms)
         if step.call_id is not None and step.stored is not None:
             table[step.call_id] = step.stored
-    return len(records) / (time.perf_counter() - started)
+    return len(sample) / (time.perf_counter() - started)
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def latency_rows(latency: Latency | None) -> list[list[object]]:
+    if latency is None:
+        return []
+    under = f"{latency.request_rate:,.0f}/s, feeding {latency.fed_events_per_s:,.0f} events/s"
+    return [
+        [f"GET /calls/{{id}} p50, ms ({under})", latency.p50_ms, ""],
+        ["GET /calls/{id} p99, ms", latency.p99_ms, f"< {TARGETS['calls_get_p99_ms']:.0f}"],
+        ["GET /calls/{id} max, ms", latency.max_ms, ""],
+        ["GET /calls/{id} failed (of requests)", f"{latency.errors} of {latency.requests}", "0"],
+        ["worker folded meanwhile, events/s", latency.folded_events_per_s, ""],
+    ]
+
+
+def measure_latency(
+    bootstrap: str,
+    names: dict[str, str],
+    port: int,
+    held: list[Call],
+    *,
+    feed_rate: float,
+    shape: str,
+) -> Latency:
+    """GET /calls/{id} of the calls the worker holds while new calls come at ``feed_rate``
+    events a second (bench/query_latency.py)."""
+    events_per_call = len(call_records(held[:100], shape)) / min(len(held), 100)
+    count = int(feed_rate * LATENCY_S / events_per_call) + 10
+    fresh = call_records(synthetic_calls(count, int(time.time() * 1000), prefix="live"), shape)
+    return asyncio.run(
+        latency_under_load(
+            bootstrap,
+            names,
+            f"http://127.0.0.1:{port}",
+            records=fresh,
+            call_ids=[call.call_id for call in held],
+            feed_rate=feed_rate,
+            request_rate=REQUEST_RATE,
+            seconds=LATENCY_S,
+            input_topics={names[CALL_EVENTS], names[CDRS]},
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--skip-floor", action="store_true", help="no no-op faust agent run (long RSS runs)"
+    )
+    parser.add_argument(
+        "--skip-latency", action="store_true", help="no GET /calls/{id} latency under load"
     )
     args = parser.parse_args(argv)
 
@@ -232,6 +289,17 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = seen.done_at - started
             cpu_us = (cpu_seconds(worker.pid) - cpu_at_ready) / len(records) * 1e6
             final_rss = rss_mb([worker.pid])
+            latency = None
+            if not args.skip_latency:
+                print("bench: GET /calls/{id} at half the rate ...", file=sys.stderr)
+                latency = measure_latency(
+                    bootstrap,
+                    names,
+                    port,
+                    calls,
+                    feed_rate=len(records) / elapsed / 2,
+                    shape=args.shape,
+                )
 
     done = seen.complete == len(expected) and not seen.unexpected and not seen.late_dropped
     rate = len(records) / elapsed
@@ -254,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker_peak_rss_mb": peak.peak,
         "worker_rss_mb_at_end": final_rss,
         "call_states_held": args.calls,
+        "calls_get": None if latency is None else dataclasses.asdict(latency),
         "targets": TARGETS,
     }
     print_table(
@@ -269,13 +338,18 @@ def main(argv: list[str] | None = None) -> int:
             ["calls dropped as late", seen.late_dropped, "0"],
             ["worker peak RSS, MB", peak.peak, ""],
             [f"worker RSS at the end, MB ({args.calls:,} call states)", final_rss, "< 500 at 1M"],
+            *latency_rows(latency),
         ],
     )
     print(f"wrote {write_results('processors', figures)}")
     if not done:
         print("bench: the worker did not publish every window with all its calls", file=sys.stderr)
+    latency_met = latency is None or (
+        latency.p99_ms < TARGETS["calls_get_p99_ms"] and not latency.errors
+    )
     met = (
-        done
+        latency_met
+        and done
         and rate >= TARGETS["rate"]
         and (args.skip_floor or ratio >= TARGETS["ratio_to_noop_agent"])
         and (args.calls < 1_000_000 or final_rss < TARGETS["rss_mb_at_1m_states"])
