@@ -78,14 +78,19 @@ class WindowKey(NamedTuple):
     def table_key(self) -> bytes:
         """Its key in the worker's tables: fields joined by NUL, the start zero-padded, so one
         dimension's (and one value's) windows sort together and by start."""
-        return _SEPARATOR.join(
-            (self.dimension, self.value, self.window, f"{self.start_ms:015d}")
-        ).encode()
+        return _table_key(self)
 
     @classmethod
     def from_table_key(cls, key: bytes) -> WindowKey:
         dimension, value, window, start = key.decode().split(_SEPARATOR)
         return cls(dimension, value, window, int(start))  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=16384)
+def _table_key(key: WindowKey) -> bytes:
+    """Every change of a call asks it of each of its windows: a few are live at a time."""
+    fields = (key.dimension, key.value, key.window, f"{key.start_ms:015d}")
+    return _SEPARATOR.join(fields).encode()
 
 
 def table_prefix(dimension: str, value: str | None = None) -> bytes:
@@ -138,6 +143,7 @@ def is_late(key: WindowKey, now_ms: int, settings: MetricSettings) -> bool:
     return now_ms > window_end(key, settings) + settings.grace_of(key.window)
 
 
+@lru_cache(maxsize=16384)
 def share_key(key: WindowKey, partition: int) -> bytes:
     """A share's key in the ``metric-shares`` table: the window's, then the input partition
     (a store may hold several partitions: keys must be unique across them)."""
