@@ -11,6 +11,7 @@ worker rebuilds them from the partition's call states (``rebuilt``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 
 import msgspec
 
@@ -78,13 +79,12 @@ def _add(share: Partial, figures: CallFigures, sign: int, names: bool) -> None:
     share.abandoned += sign * figures.abandoned
     share.within_sla += sign * figures.within_sla
     if figures.ring_ms is not None:
-        complete = _covered(share.top_ring) == share.ring_count
-        share.ring_count += sign
-        share.ring_ms += sign * figures.ring_ms
         if sign > 0:
-            _insert(share.top_ring, figures.ring_ms, complete)
+            _insert(share.top_ring, figures.ring_ms, share.ring_count)
         else:
             _remove(share.top_ring, figures.ring_ms)
+        share.ring_count += sign
+        share.ring_ms += sign * figures.ring_ms
     if figures.talk_ms is not None:
         share.talk_count += sign
         share.talk_ms += sign * figures.talk_ms
@@ -101,13 +101,15 @@ def _add(share: Partial, figures: CallFigures, sign: int, names: bool) -> None:
 
 
 def _covered(top: list[tuple[int, int]]) -> int:
-    return sum(count for _, count in top)
+    return sum(map(itemgetter(1), top))
 
 
-def _insert(top: list[tuple[int, int]], ring_ms: int, complete: bool) -> None:
-    """Add a ring time: kept when the list holds every value, or when it is not below the
-    list's smallest (a smaller one belongs with the values the list already left out)."""
-    if not complete and (not top or ring_ms < top[-1][0]):
+def _insert(top: list[tuple[int, int]], ring_ms: int, counted: int) -> None:
+    """Add a ring time: kept when it is not below the list's smallest, or when the list holds
+    every value (its counts add up to ``counted``, the share's ring times before this one); a
+    smaller one belongs with the values the list already left out. Counted only then: a share
+    of a busy window mostly meets ring times below its 16 largest."""
+    if (not top or ring_ms < top[-1][0]) and _covered(top) != counted:
         return
     for index, (value, count) in enumerate(top):
         if value == ring_ms:
