@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import msgspec
 import orjson
 from aiokafka.structs import ConsumerRecord
@@ -199,3 +200,23 @@ async def wait_for_windows(
     latest = latest_windows(records)
     assert window_mismatches(expected, latest) is None
     return latest
+
+
+async def api_windows(
+    worker_url: str, expected: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What the worker's query API answers, for every dimension and window size ``expected``
+    names, over the range its windows span: its windows by topic key."""
+    starts = [int(key.rsplit(":", 1)[1]) for key in expected]
+    window_range = {"from": str(min(starts)), "to": str(max(starts) + 1)}
+    found: dict[str, dict[str, Any]] = {}
+    async with aiohttp.ClientSession() as session:
+        for dimension in ("all", "hotline", "agent", "direction"):
+            for window in WINDOWS:
+                params = {"window": window, **window_range}
+                async with session.get(f"{worker_url}/metrics/{dimension}", params=params) as got:
+                    assert got.status == 200, await got.text()
+                    for record in await got.json():
+                        key = f"{dimension}:{record['value']}:{window}:{record['window_start_ms']}"
+                        found[key] = record
+    return found

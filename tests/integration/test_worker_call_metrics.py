@@ -17,6 +17,7 @@ from callstream.schemas.topics import CALLS_COMPLETED
 from tests.integration.ingress_support import Ingress, ingress_settings, running_ingress
 from tests.integration.metrics_support import (
     GeneratedCall,
+    api_windows,
     deliveries,
     generate_calls,
     truth,
@@ -24,6 +25,7 @@ from tests.integration.metrics_support import (
 )
 from tests.integration.worker_support import post_all, worker_process
 from tests.kafka_support import read_until
+from tests.metrics_truth import window_mismatches
 
 FAST_TIMER = {"CALLSTREAM_CDR_TIMEOUT_S": "3"}
 
@@ -48,17 +50,27 @@ async def wait_timed_out(
     await read_until(bootstrap, ingress.topics[CALLS_COMPLETED], missing, deadline_s=deadline_s)
 
 
-async def test_metrics_equal_the_brute_force_whatever_the_delivery(
+async def test_metrics_equal_the_brute_force_whatever_the_delivery_from_either_worker(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    """Two workers share the partitions: callstream.metrics, and /metrics/{dimension} from
+    either worker (each answering some dimensions through the other), give the brute force."""
     settings = ingress_settings(kafka_bootstrap)
     calls = generate_calls(f"m-{uuid.uuid4().hex[:6]}", 35, int(time.time() * 1000), seed=7)
+    expected = truth(calls)
+    prefix = settings.topic_prefix
     async with running_ingress(settings) as ingress:
-        with worker_process(kafka_bootstrap, settings.topic_prefix, tmp_path, extra_env=FAST_TIMER):
+        with (
+            worker_process(kafka_bootstrap, prefix, tmp_path, name="a", extra_env=FAST_TIMER) as a,
+            worker_process(kafka_bootstrap, prefix, tmp_path, name="b", extra_env=FAST_TIMER) as b,
+        ):
             await post_all(ingress, deliveries(calls, seed=1))
             await wait_timed_out(ingress, kafka_bootstrap, calls)
             await post_all(ingress, deliveries(calls, seed=2, late=True))
-            await wait_for_windows(ingress, kafka_bootstrap, truth(calls))
+            await wait_for_windows(ingress, kafka_bootstrap, expected)
+            for worker in (a, b):
+                url = f"http://127.0.0.1:{worker.web_port}"
+                assert window_mismatches(expected, await api_windows(url, expected)) is None
 
 
 async def test_metrics_stay_exact_when_the_worker_is_killed_mid_stream(
