@@ -14,7 +14,7 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from callstream.processors.callstate import completed_call, expire
-from callstream.schemas.calls import CompletedCall
+from callstream.schemas.calls import CallState, CompletedCall
 from tests.callstate_truth import folded
 from tests.integration.ingress_support import Ingress, sample
 from tests.kafka_support import read_until
@@ -37,11 +37,12 @@ class GeneratedCall:
     late: list[bytes]
     times_out: bool  # no CDR ever: completed by the timer
 
-    def final(self) -> CompletedCall:
+    def final_state(self) -> CallState:
         state = folded([*self.early, *self.late])
-        if self.times_out:
-            state = expire(state, 10**15)[0]
-        return completed_call(state)
+        return expire(state, 10**15)[0] if self.times_out else state
+
+    def final(self) -> CompletedCall:
+        return completed_call(self.final_state())
 
 
 def generate_calls(prefix: str, count: int, now_ms: int, seed: int) -> list[GeneratedCall]:
@@ -158,6 +159,26 @@ def _cdr(call: Shape) -> dict[str, Any]:
         last_updated_date=(start_s + ring_s + talk_s) * 1000 + 700,
     )
     return cdr
+
+
+def calls_in_progress(prefix: str, count: int, now_ms: int) -> dict[str, tuple[bytes, ...]]:
+    """``count`` calls still in progress (ringing, or ringing then answered; never ended): each
+    call's bodies by call id."""
+    found = {}
+    for index in range(count):
+        agent, name = AGENTS[index % len(AGENTS)]
+        shape = Shape(
+            f"{prefix}-open-{index}",
+            now_ms - 30_000,
+            ring_s=5,
+            talk_s=60,
+            hotline=HOTLINES[index % len(HOTLINES)],
+            agent=agent,
+            name=name,
+            direction="inbound",
+        )
+        found[shape.call_id] = tuple(_live(shape)[: 1 + index % 2])
+    return found
 
 
 def deliveries(calls: Iterable[GeneratedCall], seed: int, *, late: bool = False) -> list[bytes]:
