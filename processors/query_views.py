@@ -148,6 +148,9 @@ async def live_calls(request: web.Request) -> web.Response:
     return _json(msgspec.json.encode(answer))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def windows_csv(windows: Sequence[WindowMetrics]) -> str:
     """A header row of ``WindowMetrics``' fields, then one row per window (empty: null)."""
     out = io.StringIO()
@@ -155,8 +158,18 @@ def windows_csv(windows: Sequence[WindowMetrics]) -> str:
     writer.writerow(CSV_FIELDS)
     for window in windows:
         row = msgspec.structs.asdict(window)
-        writer.writerow(["" if row[name] is None else row[name] for name in CSV_FIELDS])
+        writer.writerow([_cell(row[name]) for name in CSV_FIELDS])
     return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell; text a spreadsheet would run as a formula (a hotline or an agent's name
+    comes from the provider's webhooks) is quoted with a leading apostrophe (OWASP's advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 async def metric_windows(request: web.Request) -> web.Response:

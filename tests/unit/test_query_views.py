@@ -21,7 +21,7 @@ from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.live_view import LiveView
 from callstream.processors.openapi import openapi_document
 from callstream.processors.params import DEFAULT_SPAN_MS
-from callstream.processors.query_views import CSV_FIELDS, Queries, add_query_routes
+from callstream.processors.query_views import CSV_FIELDS, Queries, add_query_routes, windows_csv
 from callstream.processors.routing import ANSWERED_BY, FORWARDED_BY, PASSED_HEADERS, Forwarder
 from callstream.schemas.calls import CallState, LiveCall
 from callstream.schemas.metrics import WindowMetrics
@@ -364,3 +364,20 @@ async def test_the_openapi_document_is_served() -> None:
     async with worker() as one:
         status, _, body = await one.get("/openapi.json")
         assert (status, body) == (200, openapi_document())
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted() -> None:
+    rows = windows_csv(
+        [
+            window('=HYPERLINK("http://x")', 0, dimension="agent", label="@SUM(A1)"),
+            window("1900", 0, label="-2+3"),
+            window("842899959300", 0, label="Trần Văn Tiến"),
+        ]
+    )
+    table = list(csv.reader(io.StringIO(rows)))
+    value, label = CSV_FIELDS.index("value"), CSV_FIELDS.index("label")
+    assert [(row[value], row[label]) for row in table[1:]] == [
+        ('\'=HYPERLINK("http://x")', "'@SUM(A1)"),
+        ("1900", "'-2+3"),
+        ("842899959300", "Trần Văn Tiến"),
+    ]
