@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from callstream.processors.live_feed import LiveFeed
 from callstream.processors.live_view import LiveView, summarize
 from callstream.processors.openapi import openapi_document
 from callstream.processors.params import (
+    WINDOWS,
     BadRequest,
     parse_live_query,
     parse_metrics_query,
@@ -91,6 +92,7 @@ class Queries:
     ready: Callable[[], bool]
     partitions: int  # of the inputs, which every table is partitioned like
     clock_ms: Callable[[], int] = field(default=_now_ms)
+    window_sizes: Collection[str] = WINDOWS  # the ones the worker counts
 
 
 QUERIES = web.AppKey("queries", Queries)
@@ -182,6 +184,7 @@ async def metric_windows(request: web.Request) -> web.Response:
             request.match_info.get("value"),
             request.query.items(),
             queries.clock_ms(),
+            queries.window_sizes,
         )
     except BadRequest as error:
         raise _bad_request(error) from None
@@ -260,6 +263,7 @@ def register_query_views(
         forwarder=Forwarder(TableOwners(app, table)),
         ready=ready,
         partitions=topic(CALL_EVENTS).partitions,
+        window_sizes=settings.metrics.windows,
     )
     add_query_routes(faust_web_application(app), queries)
     return feed

@@ -84,7 +84,9 @@ class WindowKey(NamedTuple):
 
     @classmethod
     def from_table_key(cls, key: bytes) -> WindowKey:
-        dimension, value, window, start = key.decode().split(_SEPARATOR)
+        """The key of :meth:`table_key`; a value holding NUL (a webhook may send one) too."""
+        dimension, rest = key.decode().split(_SEPARATOR, 1)
+        value, window, start = rest.rsplit(_SEPARATOR, 2)
         return cls(dimension, value, window, int(start))  # type: ignore[arg-type]
 
 

@@ -15,6 +15,8 @@ from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
     is_late,
+    share_key,
+    split_share_key,
     table_prefix,
     window_bounds,
 )
@@ -187,3 +189,9 @@ def test_the_worker_reads_its_metric_settings_and_refuses_bad_ones() -> None:
     ]:
         with pytest.raises(SettingsError, match=name):
             metric_settings({name: value})
+
+
+def test_a_value_holding_nul_or_colons_round_trips_through_its_table_key() -> None:
+    key = WindowKey("hotline", "a\x00b:c", "15m", 900_000)
+    assert WindowKey.from_table_key(key.table_key()) == key
+    assert split_share_key(share_key(key, 11)) == (key, 11)

@@ -20,7 +20,7 @@ from yarl import URL
 from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.live_view import LiveView
 from callstream.processors.openapi import openapi_document
-from callstream.processors.params import DEFAULT_SPAN_MS
+from callstream.processors.params import DEFAULT_SPAN_MS, WINDOWS
 from callstream.processors.query_views import CSV_FIELDS, Queries, add_query_routes, windows_csv
 from callstream.processors.routing import ANSWERED_BY, FORWARDED_BY, PASSED_HEADERS, Forwarder
 from callstream.schemas.calls import CallState, LiveCall
@@ -120,7 +120,9 @@ class Worker:
 
 
 @asynccontextmanager
-async def worker(clock: Callable[[], int] = lambda: NOW) -> AsyncIterator[Worker]:
+async def worker(
+    clock: Callable[[], int] = lambda: NOW, window_sizes: tuple[str, ...] = WINDOWS
+) -> AsyncIterator[Worker]:
     owners, calls, windows, live, ready = Owners(), {}, Windows(), Live(), [True]
     app = web.Application()
     queries = Queries(
@@ -131,6 +133,7 @@ async def worker(clock: Callable[[], int] = lambda: NOW) -> AsyncIterator[Worker
         ready=lambda: ready[0],
         partitions=PARTITIONS,
         clock_ms=clock,
+        window_sizes=window_sizes,
     )
     add_query_routes(app, queries)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -381,3 +384,13 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted() -> None:
         ("1900", "'-2+3"),
         ("842899959300", "Trần Văn Tiến"),
     ]
+
+
+async def test_a_window_size_the_worker_does_not_count_is_a_400_naming_those_it_does() -> None:
+    async with worker(window_sizes=("1m", "1d")) as one:
+        status, _, body = await one.get("/metrics/all?window=1h")
+        assert (status, body["detail"]) == (
+            400,
+            "window: '1h' is not one of 1m, 1d",
+        )
+        assert (await one.get("/metrics/all?window=1d"))[0] == 200
