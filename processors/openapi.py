@@ -78,7 +78,12 @@ _TABLE_UNREADY = _unready(
     "owner_unavailable: it did not answer in time"
 )
 _METRICS_PARAMETERS = [
-    _query("window", f"the window's length (default {DEFAULT_WINDOW})", {"enum": list(WINDOWS)}),
+    _query(
+        "window",
+        f"the window's length, one the worker counts (CALLSTREAM_METRICS_WINDOWS); default "
+        f"{DEFAULT_WINDOW}, or the worker's first when it counts no {DEFAULT_WINDOW} windows",
+        {"enum": list(WINDOWS)},
+    ),
     _query("from", f"the first window start to include: {_TIME_DESCRIPTION}", _TIME),
     _query(
         "to",
