@@ -212,8 +212,8 @@ async def metric_windows(request: web.Request) -> web.Response:
     return _json(msgspec.json.encode(found), _answered_here(queries))
 
 
-async def openapi(_request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(tuple(request.app[QUERIES].window_sizes)))
 
 
 def add_query_routes(app: web.Application, queries: Queries) -> None:

@@ -29,6 +29,8 @@ WINDOW_MS: dict[Window, int] = {
 DIMENSIONS: tuple[Dimension, ...] = ("all", "hotline", "agent", "direction")
 _EPOCH = datetime(1970, 1, 1)  # naive: local wall-clock milliseconds count from it
 _SEPARATOR = "\x00"
+# 9999-12-29T00:00Z: its windows, a day long at most, end before year 10000 in every zone.
+LAST_WINDOWED_MS = 253_402_041_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +99,18 @@ def table_prefix(dimension: str, value: str | None = None) -> bytes:
 
 
 def window_bounds(at_ms: int, window: Window, tz: ZoneInfo) -> tuple[int, int]:
-    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``."""
+    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``.
+
+    An instant after :data:`LAST_WINDOWED_MS` (a webhook may give any time up to the end of
+    year 9999) is in the last window that ends before then, stretched to hold it: ``datetime``
+    cannot read the local clock past year 9999."""
     size = WINDOW_MS[window]
-    local_ms = at_ms + _offset_ms(at_ms, tz)
+    when = min(at_ms, LAST_WINDOWED_MS)
+    local_ms = when + _offset_ms(when, tz)
     local_start = local_ms - local_ms % size
     start = _from_local(local_start, tz)
-    if start > at_ms:  # a start inside a clock change (a gap or an overlap): take the instant
-        start = at_ms - (local_ms - local_start)
+    if start > when:  # a start inside a clock change (a gap or an overlap): take the instant
+        start = when - (local_ms - local_start)
     return start, max(_from_local(local_start + size, tz), at_ms + 1)
 
 

@@ -394,3 +394,15 @@ async def test_a_window_size_the_worker_does_not_count_is_a_400_naming_those_it_
             "window: '1h' is not one of 1m, 1d",
         )
         assert (await one.get("/metrics/all?window=1d"))[0] == 200
+
+
+async def test_the_openapi_document_offers_only_the_windows_the_worker_counts() -> None:
+    """Its schema-valid requests must be accepted: a window the worker does not count is a 400,
+    so the document's enum is the worker's windows, not every window the schema names."""
+    async with worker(window_sizes=("1m", "1d")) as one:
+        status, _, document = await one.get("/openapi.json")
+        assert status == 200
+        for path in ("/metrics/{dimension}", "/metrics/{dimension}/{value}"):
+            parameters = document["paths"][path]["get"]["parameters"]
+            (window,) = [p for p in parameters if p["name"] == "window"]
+            assert window["schema"]["enum"] == ["1m", "1d"]
