@@ -64,6 +64,14 @@ class MetricSettings:
     def grace_of(self, window: Window) -> int:
         return self.day_grace_ms if WINDOW_MS[window] >= DAY_MS else self.grace_ms
 
+    def open_for_ms(self) -> int:
+        """How long after a call's start one of its windows may still take it: the longest
+        window and its grace (a day's window may be 25 hours long)."""
+        return max(
+            WINDOW_MS[window] + HOUR_MS * (window == "1d") + self.grace_of(window)
+            for window in self.windows
+        )
+
 
 class WindowKey(NamedTuple):
     """One window of one dimension value: the unit the metrics are kept and published by."""

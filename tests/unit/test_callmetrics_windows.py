@@ -20,7 +20,7 @@ from callstream.processors.callmetrics.windows import (
     table_prefix,
     window_bounds,
 )
-from callstream.processors.settings import metric_settings
+from callstream.processors.settings import WorkerSettings, metric_settings
 from callstream.schemas.calls import CompletedCall
 from callstream.schemas.omicall import EpochMillis, EpochSeconds
 from callstream.settings import SettingsError
@@ -215,3 +215,14 @@ def test_a_call_started_at_the_last_instant_a_webhook_may_give_has_windows(zone:
             assert key.start_ms <= at_ms
             assert window_bounds(at_ms, key.window, settings.tz)[1] > at_ms
             assert not is_late(key, ms("2030-01-01T00:00:00+00:00"), settings)
+
+
+def test_a_call_retention_shorter_than_a_window_and_its_grace_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert MetricSettings().open_for_ms() == 25 * 3_600_000 + 86_400_000
+    WorkerSettings.from_env({"CALLSTREAM_RETENTION_S": str(3 * 86_400)})
+    WorkerSettings.from_env({})
+    assert not caplog.records
+    WorkerSettings.from_env({"CALLSTREAM_RETENTION_S": "3600"})
+    assert "would count it twice" in caplog.text
