@@ -92,6 +92,10 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         web_port=settings.web_port,
         canonical_url=settings.canonical_url,  # the URL the query API routes requests to
         web_enabled=True,
+        # faust's own pages would show the tables' contents (customers' numbers) and its
+        # routing to anyone who reaches the port; the query API is what the worker serves.
+        web_router_enabled=False,
+        web_tables_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee="at_least_once",

@@ -141,12 +141,14 @@ class ShareWriter:
             return self._decoded.get(row, self.shares.get(partition, row))
 
         updated, late = shares_after(found, load, self.now_ms(), self.settings)
-        for key in late:
-            self.observe_late(key.window, 1)
+        if late:
+            for window in {key.window for key in late}:
+                self.observe_late(window, sum(key.window == window for key in late))
             log.warning(
-                "call %s changed after the grace of window %s: left out of it",
+                "call %s changed after the grace of %d of its windows (%s, ...): left out of them",
                 call_id,
-                key.topic_key(),
+                len(late),
+                late[0].topic_key(),
             )
         batches = self.shares.batches.get()
         for key, changed in updated:
@@ -282,6 +284,8 @@ class WindowReader:
         found = []
         for raw_key, stored in self.table.store.scan(partition, table_prefix(dimension, value)):
             key = WindowKey.from_table_key(raw_key)
+            if value is not None and key.value != value:
+                continue  # another value that starts with this one and a NUL
             if key.window == window and start_ms <= key.start_ms < end_ms:
                 held = _decode_window(stored)
                 found.append(window_metrics(key, held, self.settings, held.updated_at_ms))

@@ -77,25 +77,35 @@ _TABLE_UNREADY = _unready(
     "not_ready: the worker owning the key is rebalancing or recovering its tables, or "
     "owner_unavailable: it did not answer in time"
 )
-_METRICS_PARAMETERS = [
-    _query("window", f"the window's length (default {DEFAULT_WINDOW})", {"enum": list(WINDOWS)}),
-    _query("from", f"the first window start to include: {_TIME_DESCRIPTION}", _TIME),
-    _query(
-        "to",
-        f"the window starts to include are before this: {_TIME_DESCRIPTION}. Without from and "
-        "to, the last 24 hours; with one of them, the 24 hours after from (before to). At most "
-        f"{MAX_WINDOWS} windows, and from not after to",
-        _TIME,
-    ),
-    _query(
-        "format",
-        "json (default) or csv: a header row, then a row per window",
-        {"enum": list(FORMATS)},
-    ),
-]
 
 
-def _metrics_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+def _metrics_parameters(windows: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [
+        _query(
+            "window",
+            f"the window's length, one the worker counts (CALLSTREAM_METRICS_WINDOWS); default "
+            f"{DEFAULT_WINDOW}, or the worker's first when it counts no {DEFAULT_WINDOW} windows",
+            {"enum": list(windows)},
+        ),
+        _query("from", f"the first window start to include: {_TIME_DESCRIPTION}", _TIME),
+        _query(
+            "to",
+            f"the window starts to include are before this: {_TIME_DESCRIPTION}. Without from and "
+            "to, the last 24 hours; with one of them, the 24 hours after from (before to). At most "
+            f"{MAX_WINDOWS} windows, and from not after to",
+            _TIME,
+        ),
+        _query(
+            "format",
+            "json (default) or csv: a header row, then a row per window",
+            {"enum": list(FORMATS)},
+        ),
+    ]
+
+
+def _metrics_operation(
+    summary: str, parameters: list[dict[str, Any]], sizes: tuple[str, ...]
+) -> dict[str, Any]:
     windows = {"type": "array", "items": {"$ref": REFS.format(name="WindowMetrics")}}
     csv = {"type": "string", "description": "a header row of WindowMetrics' fields, a row each"}
     return get(
@@ -111,13 +121,14 @@ def _metrics_operation(summary: str, parameters: list[dict[str, Any]]) -> dict[s
             ),
             "503": _TABLE_UNREADY,
         },
-        parameters=[*parameters, *_METRICS_PARAMETERS],
+        parameters=[*parameters, *_metrics_parameters(sizes)],
     )
 
 
 @functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The document served at the worker's ``GET /openapi.json``."""
+def openapi_document(windows: tuple[str, ...] = WINDOWS) -> dict[str, Any]:
+    """The document served at the worker's ``GET /openapi.json``; ``windows``: the window sizes
+    it counts (CALLSTREAM_METRICS_WINDOWS), the only ones ``/metrics`` takes."""
     (_, _, _), models = msgspec.json.schema_components(
         [CallState, WindowMetrics, LiveCalls], ref_template=REFS
     )
@@ -182,6 +193,7 @@ def openapi_document() -> dict[str, Any]:
             "/metrics/{dimension}": _metrics_operation(
                 "the windows of every value of a dimension ('all': the whole call centre)",
                 [dimension],
+                windows,
             ),
             "/metrics/{dimension}/{value}": _metrics_operation(
                 "the windows of one hotline, agent (extension) or direction",
@@ -193,6 +205,7 @@ def openapi_document() -> dict[str, Any]:
                         {"type": "string", "minLength": 1},
                     ),
                 ],
+                windows,
             ),
             "/openapi.json": get(
                 "this document",

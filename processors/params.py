@@ -1,9 +1,10 @@
 """The query API's parameters, read and checked without I/O: every mistake is a
 :class:`BadRequest` naming the parameter and the reason (the view answers 400).
 
-``/metrics/{dimension}[/{value}]``: ``window`` one of the windows the metrics schema names
-(default ``1h``); ``from`` and ``to`` as epoch milliseconds or ISO 8601 (a time without a zone
-is UTC; a date alone is its midnight, UTC); the windows whose start is in ``[from, to)``.
+``/metrics/{dimension}[/{value}]``: ``window`` one of the windows the worker counts
+(default ``1h``, else the first it counts); ``from`` and ``to`` as epoch milliseconds or ISO
+8601 (a time without a zone is UTC; a date alone is its midnight, UTC); the windows whose start
+is in ``[from, to)``.
 Without ``from`` and ``to``, the last 24 hours; with one of them, the 24 hours after ``from``
 or before ``to``. Times before 1970 read as 1970. A range may span at most
 :data:`MAX_WINDOWS` windows (a week of minute windows, 105 days of 15-minute ones, 420 days of
@@ -126,7 +127,8 @@ def parse_metrics_query(
             raise BadRequest("value", "the dimension 'all' takes no value")
         value = ALL
     params = single_values(pairs, METRICS_PARAMETERS)
-    window = params.get("window", DEFAULT_WINDOW)
+    default = DEFAULT_WINDOW if DEFAULT_WINDOW in windows else next(iter(windows))
+    window = params.get("window", default)
     if window not in windows:
         raise BadRequest("window", f"{window!r} is not one of {', '.join(windows)}")
     output = params.get("format", "json")

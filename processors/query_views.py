@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from callstream.processors.live_feed import LiveFeed
 from callstream.processors.live_view import LiveView, summarize
 from callstream.processors.openapi import openapi_document
 from callstream.processors.params import (
+    WINDOWS,
     BadRequest,
     parse_live_query,
     parse_metrics_query,
@@ -91,6 +92,7 @@ class Queries:
     ready: Callable[[], bool]
     partitions: int  # of the inputs, which every table is partitioned like
     clock_ms: Callable[[], int] = field(default=_now_ms)
+    window_sizes: Collection[str] = WINDOWS  # the ones the worker counts
 
 
 QUERIES = web.AppKey("queries", Queries)
@@ -148,6 +150,9 @@ async def live_calls(request: web.Request) -> web.Response:
     return _json(msgspec.json.encode(answer))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def windows_csv(windows: Sequence[WindowMetrics]) -> str:
     """A header row of ``WindowMetrics``' fields, then one row per window (empty: null)."""
     out = io.StringIO()
@@ -155,8 +160,18 @@ def windows_csv(windows: Sequence[WindowMetrics]) -> str:
     writer.writerow(CSV_FIELDS)
     for window in windows:
         row = msgspec.structs.asdict(window)
-        writer.writerow(["" if row[name] is None else row[name] for name in CSV_FIELDS])
+        writer.writerow([_cell(row[name]) for name in CSV_FIELDS])
     return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell; text a spreadsheet would run as a formula (a hotline or an agent's name
+    comes from the provider's webhooks) is quoted with a leading apostrophe (OWASP's advice)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 async def metric_windows(request: web.Request) -> web.Response:
@@ -169,6 +184,7 @@ async def metric_windows(request: web.Request) -> web.Response:
             request.match_info.get("value"),
             request.query.items(),
             queries.clock_ms(),
+            queries.window_sizes,
         )
     except BadRequest as error:
         raise _bad_request(error) from None
@@ -196,8 +212,8 @@ async def metric_windows(request: web.Request) -> web.Response:
     return _json(msgspec.json.encode(found), _answered_here(queries))
 
 
-async def openapi(_request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(tuple(request.app[QUERIES].window_sizes)))
 
 
 def add_query_routes(app: web.Application, queries: Queries) -> None:
@@ -247,6 +263,7 @@ def register_query_views(
         forwarder=Forwarder(TableOwners(app, table)),
         ready=ready,
         partitions=topic(CALL_EVENTS).partitions,
+        window_sizes=settings.metrics.windows,
     )
     add_query_routes(faust_web_application(app), queries)
     return feed

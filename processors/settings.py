@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from callstream.settings import (
     env_log_level,
 )
 
+log = logging.getLogger("callstream.processors")
 STORES = {"rocksdb": "rocksdb://", "memory": "memory://"}
 
 
@@ -65,7 +67,7 @@ class WorkerSettings:
         if store_name not in STORES:
             raise SettingsError(f"CALLSTREAM_STORE={store_name!r}: use rocksdb or memory")
         prefix = env.get("CALLSTREAM_TOPIC_PREFIX", "").strip()
-        return cls(
+        settings = cls(
             bootstrap_servers=env_bootstrap(env),
             topic_prefix=prefix,
             app_id=env.get("CALLSTREAM_APP_ID", "").strip() or f"{prefix}callstream-worker",
@@ -83,6 +85,15 @@ class WorkerSettings:
             advertised_url=_env_url(env, "CALLSTREAM_WORKER_URL"),
             log_level=env_log_level(env),
         )
+        safe_ms = settings.metrics.open_for_ms()
+        if settings.fold.retention_ms < safe_ms:
+            log.warning(
+                "CALLSTREAM_RETENTION_S=%g is shorter than the longest window and its grace "
+                "(%g s): a CDR re-sent after its call left the table would count it twice",
+                settings.fold.retention_ms / 1000,
+                safe_ms / 1000,
+            )
+        return settings
 
 
 def metric_settings(env: Mapping[str, str]) -> MetricSettings:

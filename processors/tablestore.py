@@ -90,13 +90,20 @@ class TableStore:
         self.store.set_persisted_offset(tp, offset)
 
     def _apply(self, partition: int, key: bytes, value: bytes | None) -> None:
+        if self._database is None:
+            if value is None:
+                self.store.pop(key, None)
+            else:
+                self.store[key] = value
+            return
+        # Not through faust's store, even to delete: it looks a key up in the partition of
+        # the record it thinks is being processed, and a delivery callback runs in the
+        # context of whichever record started the flush, so a delete found nothing.
+        database = self._database(partition)
+        database.set_write_options(_NO_WAL)  # on every write (0.1 us): faust may reopen it
         if value is None:
-            self.store.pop(key, None)  # rare (eviction): through faust, every partition's copy
-        elif self._database is None:
-            self.store[key] = value
+            database.delete(key)
         else:
-            database = self._database(partition)
-            database.set_write_options(_NO_WAL)  # on every write (0.1 us): faust may reopen it
             database.put(key, value)
 
     def scan(self, partition: int, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

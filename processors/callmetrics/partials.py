@@ -64,21 +64,25 @@ def changed(
     share = Partial() if partial is None else msgspec.structs.replace(partial)
     share.top_ring = list(share.top_ring)
     share.names = dict(share.names)
+    # A ring time that stays is left alone: taken out and put back, the smallest one kept would
+    # not be kept again (a share cannot tell it from those it left out), and corrections would
+    # drain the kept ones until the worker rebuilds them from every call state it holds.
+    ring = old is None or new is None or old.ring_ms != new.ring_ms
     if old is not None:
-        _add(share, old, -1, names)
+        _add(share, old, -1, names, ring)
     if new is not None:
-        _add(share, new, 1, names)
+        _add(share, new, 1, names, ring)
     share.version += 1
     return share
 
 
-def _add(share: Partial, figures: CallFigures, sign: int, names: bool) -> None:
+def _add(share: Partial, figures: CallFigures, sign: int, names: bool, ring: bool) -> None:
     share.offered += sign * figures.offered
     share.answered += sign * figures.answered
     share.missed += sign * figures.missed
     share.abandoned += sign * figures.abandoned
     share.within_sla += sign * figures.within_sla
-    if figures.ring_ms is not None:
+    if ring and figures.ring_ms is not None:
         if sign > 0:
             _insert(share.top_ring, figures.ring_ms, share.ring_count)
         else:

@@ -29,6 +29,8 @@ WINDOW_MS: dict[Window, int] = {
 DIMENSIONS: tuple[Dimension, ...] = ("all", "hotline", "agent", "direction")
 _EPOCH = datetime(1970, 1, 1)  # naive: local wall-clock milliseconds count from it
 _SEPARATOR = "\x00"
+# 9999-12-29T00:00Z: its windows, a day long at most, end before year 10000 in every zone.
+LAST_WINDOWED_MS = 253_402_041_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,14 @@ class MetricSettings:
     def grace_of(self, window: Window) -> int:
         return self.day_grace_ms if WINDOW_MS[window] >= DAY_MS else self.grace_ms
 
+    def open_for_ms(self) -> int:
+        """How long after a call's start one of its windows may still take it: the longest
+        window and its grace (a day's window may be 25 hours long)."""
+        return max(
+            WINDOW_MS[window] + HOUR_MS * (window == "1d") + self.grace_of(window)
+            for window in self.windows
+        )
+
 
 class WindowKey(NamedTuple):
     """One window of one dimension value: the unit the metrics are kept and published by."""
@@ -82,7 +92,9 @@ class WindowKey(NamedTuple):
 
     @classmethod
     def from_table_key(cls, key: bytes) -> WindowKey:
-        dimension, value, window, start = key.decode().split(_SEPARATOR)
+        """The key of :meth:`table_key`; a value holding NUL (a webhook may send one) too."""
+        dimension, rest = key.decode().split(_SEPARATOR, 1)
+        value, window, start = rest.rsplit(_SEPARATOR, 2)
         return cls(dimension, value, window, int(start))  # type: ignore[arg-type]
 
 
@@ -100,13 +112,18 @@ def table_prefix(dimension: str, value: str | None = None) -> bytes:
 
 
 def window_bounds(at_ms: int, window: Window, tz: ZoneInfo) -> tuple[int, int]:
-    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``."""
+    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``.
+
+    An instant after :data:`LAST_WINDOWED_MS` (a webhook may give any time up to the end of
+    year 9999) is in the last window that ends before then, stretched to hold it: ``datetime``
+    cannot read the local clock past year 9999."""
     size = WINDOW_MS[window]
-    local_ms = at_ms + _offset_ms(at_ms, tz)
+    when = min(at_ms, LAST_WINDOWED_MS)
+    local_ms = when + _offset_ms(when, tz)
     local_start = local_ms - local_ms % size
     start = _from_local(local_start, tz)
-    if start > at_ms:  # a start inside a clock change (a gap or an overlap): take the instant
-        start = at_ms - (local_ms - local_start)
+    if start > when:  # a start inside a clock change (a gap or an overlap): take the instant
+        start = when - (local_ms - local_start)
     return start, max(_from_local(local_start + size, tz), at_ms + 1)
 
 

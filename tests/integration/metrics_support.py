@@ -8,12 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import msgspec
 import orjson
 from aiokafka.structs import ConsumerRecord
 
 from callstream.processors.callstate import completed_call, expire
-from callstream.schemas.calls import CompletedCall
+from callstream.schemas.calls import CallState, CompletedCall
 from tests.callstate_truth import folded
 from tests.integration.ingress_support import Ingress, sample
 from tests.kafka_support import read_until
@@ -36,11 +37,12 @@ class GeneratedCall:
     late: list[bytes]
     times_out: bool  # no CDR ever: completed by the timer
 
-    def final(self) -> CompletedCall:
+    def final_state(self) -> CallState:
         state = folded([*self.early, *self.late])
-        if self.times_out:
-            state = expire(state, 10**15)[0]
-        return completed_call(state)
+        return expire(state, 10**15)[0] if self.times_out else state
+
+    def final(self) -> CompletedCall:
+        return completed_call(self.final_state())
 
 
 def generate_calls(prefix: str, count: int, now_ms: int, seed: int) -> list[GeneratedCall]:
@@ -159,6 +161,26 @@ def _cdr(call: Shape) -> dict[str, Any]:
     return cdr
 
 
+def calls_in_progress(prefix: str, count: int, now_ms: int) -> dict[str, tuple[bytes, ...]]:
+    """``count`` calls still in progress (ringing, or ringing then answered; never ended): each
+    call's bodies by call id."""
+    found = {}
+    for index in range(count):
+        agent, name = AGENTS[index % len(AGENTS)]
+        shape = Shape(
+            f"{prefix}-open-{index}",
+            now_ms - 30_000,
+            ring_s=5,
+            talk_s=60,
+            hotline=HOTLINES[index % len(HOTLINES)],
+            agent=agent,
+            name=name,
+            direction="inbound",
+        )
+        found[shape.call_id] = tuple(_live(shape)[: 1 + index % 2])
+    return found
+
+
 def deliveries(calls: Iterable[GeneratedCall], seed: int, *, late: bool = False) -> list[bytes]:
     """Every early (or late) body of the calls, shuffled across and within calls, a tenth of
     them twice."""
@@ -199,3 +221,23 @@ async def wait_for_windows(
     latest = latest_windows(records)
     assert window_mismatches(expected, latest) is None
     return latest
+
+
+async def api_windows(
+    worker_url: str, expected: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What the worker's query API answers, for every dimension and window size ``expected``
+    names, over the range its windows span: its windows by topic key."""
+    starts = [int(key.rsplit(":", 1)[1]) for key in expected]
+    window_range = {"from": str(min(starts)), "to": str(max(starts) + 1)}
+    found: dict[str, dict[str, Any]] = {}
+    async with aiohttp.ClientSession() as session:
+        for dimension in ("all", "hotline", "agent", "direction"):
+            for window in WINDOWS:
+                params = {"window": window, **window_range}
+                async with session.get(f"{worker_url}/metrics/{dimension}", params=params) as got:
+                    assert got.status == 200, await got.text()
+                    for record in await got.json():
+                        key = f"{dimension}:{record['value']}:{window}:{record['window_start_ms']}"
+                        found[key] = record
+    return found

@@ -20,8 +20,13 @@ from callstream.processors.callmetrics.combine import (
     merged,
     window_metrics,
 )
-from callstream.processors.callmetrics.contribution import changes, contribution
-from callstream.processors.callmetrics.partials import Partial, rebuilt, shares_after
+from callstream.processors.callmetrics.contribution import CallFigures, changes, contribution
+from callstream.processors.callmetrics.partials import (
+    Partial,
+    changed,
+    rebuilt,
+    shares_after,
+)
 from callstream.processors.callmetrics.windows import MetricSettings, WindowKey
 from callstream.processors.callstate import apply, completed_call, expire
 from callstream.schemas.calls import CallState, CompletedCall
@@ -169,3 +174,23 @@ def test_a_flush_sending_each_shares_latest_version_only_gives_the_same_windows(
     finals = [call for call in map(completed, worker.states.values()) if call is not None]
     want = expected_windows(finals, ["1m", "1h"], metric_settings.zone, 20.0)
     assert {key: figures for key, figures in got.items() if figures["offered"]} == want
+
+
+def test_corrections_that_keep_the_ring_times_keep_the_largest_ring_times() -> None:
+    """A correction that changes a call's other figures (its CDR's billed seconds after a timer
+    completion, a hangup folded after the CDR) but not its ring time left the share's largest
+    ring times one shorter whenever the call was the smallest of them: enough of those and the
+    maximum was unknown, and the worker decoded every call state it holds to rebuild it."""
+
+    def figures(ring_ms: int, billed_ms: int = 0) -> CallFigures:
+        return CallFigures(1, 1, 0, 0, 1, ring_ms, 1_000, billed_ms, 0, 0, 0, None)
+
+    share = None
+    for ring_ms in range(1_000, 1_000 + 3 * partials.TOP):
+        share = changed(share, None, figures(ring_ms))
+    assert share is not None
+    top = share.top_ring
+    for ring_ms in range(1_000 + 2 * partials.TOP, 1_000 + 3 * partials.TOP):  # the smallest first
+        share = changed(share, figures(ring_ms), figures(ring_ms, billed_ms=6_000))
+    assert share.top_ring == top
+    assert share.max_known

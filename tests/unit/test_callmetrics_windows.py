@@ -15,16 +15,21 @@ from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
     is_late,
+    share_key,
+    split_share_key,
     table_prefix,
     window_bounds,
 )
-from callstream.processors.settings import metric_settings
+from callstream.processors.settings import WorkerSettings, metric_settings
 from callstream.schemas.calls import CompletedCall
+from callstream.schemas.omicall import EpochMillis, EpochSeconds
 from callstream.settings import SettingsError
 from tests.metrics_truth import window_start
 
 ZONES = ["Asia/Ho_Chi_Minh", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "UTC"]
 instants = st.integers(1_600_000_000_000, 1_900_000_000_000)
+EPOCH_MILLIS_MAX = EpochMillis.__metadata__[0].le  # type: ignore[attr-defined]
+EPOCH_SECONDS_MAX = EpochSeconds.__metadata__[0].le  # type: ignore[attr-defined]
 
 
 def ms(text: str) -> int:
@@ -187,3 +192,37 @@ def test_the_worker_reads_its_metric_settings_and_refuses_bad_ones() -> None:
     ]:
         with pytest.raises(SettingsError, match=name):
             metric_settings({name: value})
+
+
+def test_a_value_holding_nul_or_colons_round_trips_through_its_table_key() -> None:
+    key = WindowKey("hotline", "a\x00b:c", "15m", 900_000)
+    assert WindowKey.from_table_key(key.table_key()) == key
+    assert split_share_key(share_key(key, 11)) == (key, 11)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_a_call_started_at_the_last_instant_a_webhook_may_give_has_windows(zone: str) -> None:
+    """The schema takes times up to the end of year 9999 (schemas/omicall.py): a webhook's call
+    started then must not raise in the fold (an agent's exception stops the worker, and the
+    record, never acknowledged, stops it again after every restart)."""
+    settings = MetricSettings(windows=tuple(WINDOW_MS), zone=zone)  # type: ignore[arg-type]
+    for at_ms in (EPOCH_MILLIS_MAX, EPOCH_SECONDS_MAX * 1000, EPOCH_MILLIS_MAX - 36 * 3_600_000):
+        last = CompletedCall(**{**_fields(CALL), "started_at_ms": at_ms})
+        keys = contribution(last, settings)
+        assert len(keys) == 4 * len(WINDOW_MS)
+        for key in keys:
+            assert window_bounds(key.start_ms, key.window, settings.tz)[0] == key.start_ms
+            assert key.start_ms <= at_ms
+            assert window_bounds(at_ms, key.window, settings.tz)[1] > at_ms
+            assert not is_late(key, ms("2030-01-01T00:00:00+00:00"), settings)
+
+
+def test_a_call_retention_shorter_than_a_window_and_its_grace_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert MetricSettings().open_for_ms() == 25 * 3_600_000 + 86_400_000
+    WorkerSettings.from_env({"CALLSTREAM_RETENTION_S": str(3 * 86_400)})
+    WorkerSettings.from_env({})
+    assert not caplog.records
+    WorkerSettings.from_env({"CALLSTREAM_RETENTION_S": "3600"})
+    assert "would count it twice" in caplog.text

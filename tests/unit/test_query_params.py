@@ -70,6 +70,14 @@ def test_without_a_range_the_last_24_hours_in_hour_windows_as_json() -> None:
     assert metrics() == MetricsQuery("hotline", None, "1h", NOW - DEFAULT_SPAN_MS, NOW, "json")
 
 
+def test_a_worker_counting_no_hour_windows_defaults_to_its_first_window() -> None:
+    """A request without ``window`` is valid: its default must be a window the worker counts
+    (CALLSTREAM_METRICS_WINDOWS may leave hours out), not a 400 naming a parameter not given."""
+    query = parse_metrics_query("hotline", None, [], NOW, ("15m", "1d"))
+    assert query.window == "15m"
+    assert parse_metrics_query("hotline", None, [], NOW, ("1m", "1h")).window == "1h"
+
+
 def test_one_end_of_the_range_gives_24_hours_from_or_to_it() -> None:
     assert (metrics(from_="1000").start_ms, metrics(from_="1000").end_ms) == (
         1000,

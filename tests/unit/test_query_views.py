@@ -20,8 +20,8 @@ from yarl import URL
 from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.live_view import LiveView
 from callstream.processors.openapi import openapi_document
-from callstream.processors.params import DEFAULT_SPAN_MS
-from callstream.processors.query_views import CSV_FIELDS, Queries, add_query_routes
+from callstream.processors.params import DEFAULT_SPAN_MS, WINDOWS
+from callstream.processors.query_views import CSV_FIELDS, Queries, add_query_routes, windows_csv
 from callstream.processors.routing import ANSWERED_BY, FORWARDED_BY, PASSED_HEADERS, Forwarder
 from callstream.schemas.calls import CallState, LiveCall
 from callstream.schemas.metrics import WindowMetrics
@@ -120,7 +120,9 @@ class Worker:
 
 
 @asynccontextmanager
-async def worker(clock: Callable[[], int] = lambda: NOW) -> AsyncIterator[Worker]:
+async def worker(
+    clock: Callable[[], int] = lambda: NOW, window_sizes: tuple[str, ...] = WINDOWS
+) -> AsyncIterator[Worker]:
     owners, calls, windows, live, ready = Owners(), {}, Windows(), Live(), [True]
     app = web.Application()
     queries = Queries(
@@ -131,6 +133,7 @@ async def worker(clock: Callable[[], int] = lambda: NOW) -> AsyncIterator[Worker
         ready=lambda: ready[0],
         partitions=PARTITIONS,
         clock_ms=clock,
+        window_sizes=window_sizes,
     )
     add_query_routes(app, queries)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -364,3 +367,42 @@ async def test_the_openapi_document_is_served() -> None:
     async with worker() as one:
         status, _, body = await one.get("/openapi.json")
         assert (status, body) == (200, openapi_document())
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted() -> None:
+    rows = windows_csv(
+        [
+            window('=HYPERLINK("http://x")', 0, dimension="agent", label="@SUM(A1)"),
+            window("1900", 0, label="-2+3"),
+            window("842899959300", 0, label="Trần Văn Tiến"),
+        ]
+    )
+    table = list(csv.reader(io.StringIO(rows)))
+    value, label = CSV_FIELDS.index("value"), CSV_FIELDS.index("label")
+    assert [(row[value], row[label]) for row in table[1:]] == [
+        ('\'=HYPERLINK("http://x")', "'@SUM(A1)"),
+        ("1900", "'-2+3"),
+        ("842899959300", "Trần Văn Tiến"),
+    ]
+
+
+async def test_a_window_size_the_worker_does_not_count_is_a_400_naming_those_it_does() -> None:
+    async with worker(window_sizes=("1m", "1d")) as one:
+        status, _, body = await one.get("/metrics/all?window=1h")
+        assert (status, body["detail"]) == (
+            400,
+            "window: '1h' is not one of 1m, 1d",
+        )
+        assert (await one.get("/metrics/all?window=1d"))[0] == 200
+
+
+async def test_the_openapi_document_offers_only_the_windows_the_worker_counts() -> None:
+    """Its schema-valid requests must be accepted: a window the worker does not count is a 400,
+    so the document's enum is the worker's windows, not every window the schema names."""
+    async with worker(window_sizes=("1m", "1d")) as one:
+        status, _, document = await one.get("/openapi.json")
+        assert status == 200
+        for path in ("/metrics/{dimension}", "/metrics/{dimension}/{value}"):
+            parameters = document["paths"][path]["get"]["parameters"]
+            (window,) = [p for p in parameters if p["name"] == "window"]
+            assert window["schema"]["enum"] == ["1m", "1d"]

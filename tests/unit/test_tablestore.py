@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import weakref
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka.structs import TopicPartition
+from faust.streams import _current_event  # faust's record being processed (test only)
 
+from callstream.processors.app import TABLE, create_worker_app
+from callstream.processors.settings import WorkerSettings
 from callstream.processors.tablestore import TableStore
 
 CHANGELOG = TopicPartition("worker-call-state-changelog", 0)
@@ -120,3 +126,31 @@ def test_with_rocksdb_a_delivered_write_goes_to_its_partitions_database() -> Non
     assert faust_store.databases[3].data == {b"call": b"v1"}
     assert store.get(3, b"call") == b"v1"
     assert faust_store.log == [("offset", 9)]
+
+
+class Record:
+    """What faust's store reads of the event being processed."""
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+def test_with_rocksdb_a_delete_leaves_its_partitions_database_whatever_event_faust_sees(
+    tmp_path: Path,
+) -> None:
+    """A delivery callback runs in the context of whichever record started the flush's timer:
+    faust's store reads a key in *that* record's partition, so a delete through faust of a row
+    of another partition found nothing and left the row (an evicted call, a dropped metric row
+    came back on the next read)."""
+    table = create_worker_app(WorkerSettings(store="rocksdb://", data_dir=tmp_path)).tables[TABLE]
+    store = TableStore.of(table.data)
+    changelog = TopicPartition("worker-call-state-changelog", 1)
+    store.put(1, b"call", b"completed")(changelog, 1)
+    other = Record(SimpleNamespace(partition=2))  # a record of partition 2
+    token = _current_event.set(weakref.ref(other))  # type: ignore[arg-type]  # what faust sets
+    try:
+        store.put(1, b"call", None)(changelog, 2)
+    finally:
+        _current_event.reset(token)
+    assert store.get(1, b"call") is None
+    assert dict(store.items()) == {}

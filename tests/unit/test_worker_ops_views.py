@@ -48,3 +48,14 @@ async def test_metrics_are_served_in_prometheus_text_format(tmp_path: Path) -> N
     assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
     assert 'callstream_worker_table_rows{table="call-state"} 0.0' in body
     assert "callstream_worker_consumer_lag" in body  # declared; no partition until ready
+
+
+async def test_faust_s_table_and_router_pages_are_not_served(tmp_path: Path) -> None:
+    """They would show the tables' contents (customers' numbers) to anyone on the port."""
+    app = create_worker_app(WorkerSettings(store="memory://", data_dir=tmp_path))
+    app.web.init_server()  # what faust's web service does as it starts: its blueprints
+    async with TestClient(TestServer(app.web.web_app)) as client:  # type: ignore[attr-defined]
+        assert (await client.get("/healthz")).status == 200  # served as it would be
+        for path in ("/table/call-state/", "/router/", "/router/call-state/"):
+            response = await client.get(path)
+            assert response.status == 404, path
