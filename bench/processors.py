@@ -191,10 +191,14 @@ def latency_rows(latency: Latency | None) -> list[list[object]]:
         return []
     under = f"{latency.request_rate:,.0f}/s, feeding {latency.fed_events_per_s:,.0f} events/s"
     return [
-        [f"GET /calls/{{id}} p50, ms ({under})", latency.p50_ms, ""],
-        ["GET /calls/{id} p99, ms", latency.p99_ms, f"< {TARGETS['calls_get_p99_ms']:.0f}"],
-        ["GET /calls/{id} max, ms", latency.max_ms, ""],
-        ["GET /calls/{id} failed (of requests)", f"{latency.errors} of {latency.requests}", "0"],
+        [f"GET /calls/{{call_id}} p50, ms ({under})", latency.p50_ms, ""],
+        ["GET /calls/{call_id} p99, ms", latency.p99_ms, f"< {TARGETS['calls_get_p99_ms']:.0f}"],
+        ["GET /calls/{call_id} max, ms", latency.max_ms, ""],
+        [
+            "GET /calls/{call_id} failed (of requests)",
+            f"{latency.errors} of {latency.requests}",
+            "0",
+        ],
         ["worker folded meanwhile, events/s", latency.folded_events_per_s, ""],
     ]
 
@@ -208,7 +212,7 @@ def measure_latency(
     feed_rate: float,
     shape: str,
 ) -> Latency:
-    """GET /calls/{id} of the calls the worker holds while new calls come at ``feed_rate``
+    """GET /calls/{call_id} of the calls the worker holds while new calls come at ``feed_rate``
     events a second (bench/query_latency.py)."""
     events_per_call = len(call_records(held[:100], shape)) / min(len(held), 100)
     count = int(feed_rate * LATENCY_S / events_per_call) + 10
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-floor", action="store_true", help="no no-op faust agent run (long RSS runs)"
     )
     parser.add_argument(
-        "--skip-latency", action="store_true", help="no GET /calls/{id} latency under load"
+        "--skip-latency", action="store_true", help="no GET /calls/{call_id} latency under load"
     )
     args = parser.parse_args(argv)
 
@@ -291,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             final_rss = rss_mb([worker.pid])
             latency = None
             if not args.skip_latency:
-                print("bench: GET /calls/{id} at half the rate ...", file=sys.stderr)
+                print("bench: GET /calls/{call_id} at half the rate ...", file=sys.stderr)
                 latency = measure_latency(
                     bootstrap,
                     names,

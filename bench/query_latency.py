@@ -85,7 +85,7 @@ async def ask(session: aiohttp.ClientSession, url: str, due: float, latencies: l
 async def steady_gets(
     base_url: str, call_ids: list[str], rate: float, seconds: float, seed: int = 7
 ) -> tuple[list[float], int]:
-    """GET /calls/{id} of random ``call_ids`` at ``rate`` a second for ``seconds``: each
+    """GET /calls/{call_id} of random ``call_ids`` at ``rate`` a second for ``seconds``: each
     request's latency in ms, and how many failed."""
     rng = random.Random(seed)
     latencies: list[float] = []
