@@ -117,4 +117,7 @@ async def test_what_faust_fetches_while_ending_a_recovery_reaches_the_agents(
                     offsets.append((await queue.get()).offset)
     finally:
         fetching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetching
+        consumer._thread.thread_loop.close()  # made with the consumer, never started here
     assert offsets == [0, 1, 2]
