@@ -9,6 +9,16 @@ seeks such partitions to their start (offset 0, or the log's start through
 ``auto.offset.reset=earliest``); processing them again changes nothing, the fold being
 idempotent.
 
+It also delivers nothing a resumed partition fetches until faust resumes its consumer's flow.
+faust ends a recovery by resuming the stream partitions, seeking them to their committed
+offsets, then resuming its flow control, which empties the agents' queues, then the consumer's
+flow. That flow already runs (it read the changelogs), so what was fetched in between went to
+those queues and was emptied away, yet faust counted it as read: fetched again after the seek,
+it was dropped as read before (faust-streaming#596; seen in the worker tests: a worker taking
+over partitions lost one call's ringing or CDR). Every faust call that resumes partitions is
+followed by resuming its flow control and then the consumer's flow, so this consumer stops the
+flow when partitions resume.
+
 faust finds the transport by the broker URL's scheme, ``callstream://``, registered in the
 entry-point namespace ``faust.transports`` that faust reads for third-party transports
 (pyproject.toml).
@@ -16,7 +26,7 @@ entry-point namespace ``faust.transports`` that faust reads for third-party tran
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust.transport
@@ -27,7 +37,12 @@ SCHEME = "callstream"
 
 
 class Consumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer; partitions with no committed offset seek to their start."""
+    """faust's aiokafka consumer; partitions with no committed offset seek to their start, and
+    resumed partitions deliver nothing until faust resumes the flow."""
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        self.stop_flow()  # faust's resume_flow() follows, once its flow control emptied queues
+        super().resume_partitions(tps)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[TP, int] = await super().seek_to_committed()
