@@ -1,5 +1,6 @@
 """Events per second one worker folds, its metrics included, against a no-op faust agent over
-the same records, in one run; and its memory.
+the same records, in one run; its memory; and ``GET /calls/{call_id}`` latency while it folds
+at half that rate.
 
 The input topics are pre-filled with synthetic calls that started over the last hour
 (bench/synthetic_calls.py: several hotlines, agents and directions, ringing, answered, hangup
@@ -16,7 +17,11 @@ KAFKA_BOOTSTRAP_SERVERS names one.
 every event leaves one more call state in the table: `--calls 1000000 --shape cdr` has the
 worker hold a million states and their windows, and the RSS rows say what that costs.
 
+Then, the worker still up, new calls come at half its measured rate for 20 s while the calls it
+holds are asked for at 200 requests a second (bench/query_latency.py): p50 and p99.
+
     .venv/bin/python -m bench.processors [--calls 20000] [--shape full|cdr] [--store rocksdb]
+        [--skip-floor] [--skip-latency]
 """
 
 from __future__ import annotations
