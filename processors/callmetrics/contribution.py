@@ -15,6 +15,8 @@ from callstream.schemas.calls import CompletedCall
 from callstream.schemas.metrics import Dimension
 
 PRICE_UNITS = 1_000_000  # a price is counted in millionths
+# An agent's name labels its windows: a webhook may send one of any length (up to its body).
+NAME_CHARS = 128
 
 
 class CallFigures(NamedTuple):
@@ -54,7 +56,7 @@ def call_figures(call: CompletedCall, settings: MetricSettings) -> CallFigures:
         price_units=round((call.price or 0.0) * PRICE_UNITS),
         cdr_missing=int(call.cdr_missing),
         live_missing=int(call.live_missing),
-        agent_name=call.agent_name or None,
+        agent_name=call.agent_name[:NAME_CHARS] if call.agent_name else None,
     )
 
 

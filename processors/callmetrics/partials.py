@@ -19,6 +19,7 @@ from callstream.processors.callmetrics.contribution import CallFigures
 from callstream.processors.callmetrics.windows import MetricSettings, WindowKey, is_late
 
 TOP = 16
+MAX_NAMES = 8
 
 
 class Partial(msgspec.Struct, array_like=True, kw_only=True):
@@ -97,11 +98,21 @@ def _add(share: Partial, figures: CallFigures, sign: int, names: bool, ring: boo
     share.cdr_missing += sign * figures.cdr_missing
     share.live_missing += sign * figures.live_missing
     if names and figures.agent_name is not None:
-        count = share.names.get(figures.agent_name, 0) + sign
-        if count:
-            share.names[figures.agent_name] = count
-        else:
-            share.names.pop(figures.agent_name, None)
+        _count_name(share.names, figures.agent_name, sign)
+
+
+def _count_name(counts: dict[str, int], name: str, sign: int) -> None:
+    """Count an agent's name in or out; a share keeps at most ``MAX_NAMES`` of them (an
+    extension has one or two), so that webhooks naming an agent anew each time cannot grow it
+    past a Kafka record's size."""
+    held = counts.get(name)
+    if held is None and (sign < 0 or len(counts) >= MAX_NAMES):
+        return
+    count = (held or 0) + sign
+    if count > 0:
+        counts[name] = count
+    else:
+        counts.pop(name, None)
 
 
 def _covered(top: list[tuple[int, int]]) -> int:

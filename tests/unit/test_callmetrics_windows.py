@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfoNotFoundError
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from callstream.processors.callmetrics.combine import ShareUpdate, merged, window_metrics
 from callstream.processors.callmetrics.contribution import call_figures, changes, contribution
+from callstream.processors.callmetrics.partials import changed
 from callstream.processors.callmetrics.windows import (
     WINDOW_MS,
     MetricSettings,
@@ -226,3 +229,22 @@ def test_a_call_retention_shorter_than_a_window_and_its_grace_is_warned_about(
     assert not caplog.records
     WorkerSettings.from_env({"CALLSTREAM_RETENTION_S": "3600"})
     assert "would count it twice" in caplog.text
+
+
+def test_agent_names_from_webhooks_cannot_grow_a_share_past_a_record() -> None:
+    """Each CDR may name its agent anew, at any length its body allows: a share keeps its
+    first few names, each cut short, and its label is still the agent's usual name."""
+    settings = MetricSettings(windows=("1d",))
+    (key,) = [k for k in contribution(CALL, settings) if k.dimension == "agent"]
+    share = None
+    for index in range(3):
+        call = msgspec.structs.replace(CALL, call_id=f"usual{index}")
+        share = changed(share, None, contribution(call, settings)[key], names=True)
+    for index in range(40):
+        call = msgspec.structs.replace(CALL, call_id=f"c{index}", agent_name=f"{index}" * 30_000)
+        share = changed(share, None, contribution(call, settings)[key], names=True)
+    assert share is not None
+    assert len(msgspec.json.encode(share)) < 4096
+    window = merged(None, ShareUpdate(key.table_key(), 0, share))
+    assert window is not None
+    assert window_metrics(key, window, settings, 1).label == "Lan"
