@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from callstream.kafka.partitioning import partition_for_key
+from callstream.kafka.partitioning import murmur2_partition, partition_for_key
 from callstream.processors.batches import OutputBatches, SharedBatches
 from callstream.processors.callmetrics.combine import (
     ShareUpdate,
@@ -181,7 +181,7 @@ class ShareWriter:
         """The ring times of the partition's calls in window ``key``: read when corrections
         took out every ring time a share kept (rare), from the call-state table."""
         for call_id, stored in self.calls.items():
-            if partition_for_key(call_id, self.partitions) != partition:
+            if murmur2_partition(call_id, self.partitions) != partition:
                 continue
             state = decode_state(stored)
             if state.status != "completed":
