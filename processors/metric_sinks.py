@@ -278,8 +278,8 @@ class WindowReader:
     def windows(
         self, dimension: str, value: str | None, window: str, start_ms: int, end_ms: int
     ) -> list[WindowMetrics]:
-        """``dimension``'s windows of size ``window`` starting in [start_ms, end_ms), by value
-        then start; only those of ``value`` when given."""
+        """``dimension``'s windows of size ``window`` starting in [start_ms, end_ms), in no
+        order (the view sorts what any source gives); only those of ``value`` when given."""
         partition = partition_for_key(self.routing_key(dimension), self.partitions)
         found = []
         for raw_key, stored in self.table.store.scan(partition, table_prefix(dimension, value)):
@@ -289,5 +289,4 @@ class WindowReader:
             if key.window == window and start_ms <= key.start_ms < end_ms:
                 held = _decode_window(stored)
                 found.append(window_metrics(key, held, self.settings, held.updated_at_ms))
-        found.sort(key=lambda metrics: (metrics.value, metrics.window_start_ms))
         return found
