@@ -45,24 +45,23 @@ _TIME_DESCRIPTION = (
 )
 
 
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _parameter(where: str, name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter ``in`` ``where`` (``query`` or ``path``); path parameters are required."""
     return {
         "name": name,
-        "in": "query",
-        "required": False,
+        "in": where,
+        "required": where == "path",
         "description": description,
         "schema": schema,
     }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return _parameter("query", name, description, schema)
 
 
 def _path(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema,
-    }
+    return _parameter("path", name, description, schema)
 
 
 def _bad_request(what: str) -> dict[str, Any]:
