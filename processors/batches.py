@@ -154,13 +154,12 @@ class OutputBatches:
     ) -> None:
         """Append one record; ``on_delivered`` is told the offset of its batch's last record."""
         tp = TopicPartition(topic, partition)
-        if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
+        if not self._appended(tp, key, value):
             # Full: not expected, a flush's bytes stay under a batch's size; correct, but the
             # input record's outputs then take two flushes. The other agent may have opened
             # this partition's next batch meanwhile.
             await self.flush()
-            if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
-                raise RecordTooLarge(f"a record of {len(value or b'')} bytes fills no batch")
+            self._append_to_new(tp, key, value)
         self._bytes += len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
@@ -188,12 +187,20 @@ class OutputBatches:
         """:meth:`add` for a before-flush hook, which cannot wait: a full batch is set aside
         for this flush and a new one opened."""
         tp = TopicPartition(topic, partition)
-        if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
+        if not self._appended(tp, key, value):
             self._full.append((tp, self._batches.pop(tp)))
-            if self._open_batch(tp).append(timestamp=None, key=key, value=value) is None:
-                raise RecordTooLarge(f"a record of {len(value or b'')} bytes fills no batch")
+            self._append_to_new(tp, key, value)
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
+
+    def _appended(self, tp: TopicPartition, key: bytes, value: bytes | None) -> bool:
+        """Whether the record fits in the partition's open batch (it is then in it)."""
+        return self._open_batch(tp).append(timestamp=None, key=key, value=value) is not None
+
+    def _append_to_new(self, tp: TopicPartition, key: bytes, value: bytes | None) -> None:
+        """Append to the partition's batch just opened, after a full one went to a flush."""
+        if not self._appended(tp, key, value):
+            raise RecordTooLarge(f"a record of {len(value or b'')} bytes fills no batch")
 
     def _open_batch(self, tp: TopicPartition) -> Any:
         """The partition's batch being filled (an aiokafka BatchBuilder), new if none is."""
