@@ -29,7 +29,7 @@ from callstream.processors.callmetrics.combine import (
     window_metrics,
 )
 from callstream.processors.callmetrics.contribution import changes, contribution
-from callstream.processors.callmetrics.partials import Partial, rebuilt, shares_after
+from callstream.processors.callmetrics.partials import Partial, copied, rebuilt, shares_after
 from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
@@ -132,15 +132,20 @@ class ShareWriter:
         found = changes(before, after, self.settings)
         if not found:
             return
+        batches = self.shares.batches.get()
 
-        def load(key: WindowKey) -> Partial | None:
+        def owned(key: WindowKey) -> Partial:
+            """The share held since the last flush, changed in place, or a copy of the
+            stored one, held from now on."""
             held = self._changed.get((partition, key))
-            if held is not None:
-                return held
-            row = share_key(key, partition)
-            return self._decoded.get(row, self.shares.get(partition, row))
+            if held is None:
+                row = share_key(key, partition)
+                held = copied(self._decoded.get(row, self.shares.get(partition, row)))
+                self._changed[(partition, key)] = held
+                batches.reserve(SHARE_BYTES)
+            return held
 
-        updated, late = shares_after(found, load, self.now_ms(), self.settings)
+        updated, late = shares_after(found, owned, self.now_ms(), self.settings)
         if late:
             for window in {key.window for key in late}:
                 self.observe_late(window, sum(key.window == window for key in late))
@@ -150,14 +155,9 @@ class ShareWriter:
                 len(late),
                 late[0].topic_key(),
             )
-        batches = self.shares.batches.get()
-        for key, changed in updated:
-            share = changed
+        for key, share in updated:
             if not share.max_known:
-                share = rebuilt(share, self._ring_times(partition, key))
-            if (partition, key) not in self._changed:
-                batches.reserve(SHARE_BYTES)
-            self._changed[(partition, key)] = share
+                self._changed[(partition, key)] = rebuilt(share, self._ring_times(partition, key))
 
     def _flush(self, batches: OutputBatches) -> None:
         """Each share changed since the last flush into its table and to its window's owner,

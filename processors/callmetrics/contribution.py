@@ -8,11 +8,13 @@ millionths, so sums and their reversals are exact in any order.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from callstream.processors.callmetrics.windows import MetricSettings, WindowKey, window_bounds
 from callstream.schemas.calls import CompletedCall
-from callstream.schemas.metrics import Dimension
+from callstream.schemas.metrics import Dimension, Window
 
 PRICE_UNITS = 1_000_000  # a price is counted in millionths
 # An agent's name labels its windows: a webhook may send one of any length (up to its body).
@@ -73,22 +75,38 @@ def dimension_values(call: CompletedCall) -> list[tuple[Dimension, str]]:
     return values
 
 
+def window_keys(call: CompletedCall | None, settings: MetricSettings) -> tuple[WindowKey, ...]:
+    """The windows ``call`` counts in; none for a call without a start time."""
+    if call is None or call.started_at_ms is None:
+        return ()
+    values = tuple(dimension_values(call))
+    return _window_keys(values, call.started_at_ms, settings.windows, settings.tz)
+
+
+@lru_cache(maxsize=4096)
+def _window_keys(
+    values: tuple[tuple[Dimension, str], ...],
+    started_at_ms: int,
+    windows: tuple[Window, ...],
+    tz: ZoneInfo,
+) -> tuple[WindowKey, ...]:
+    """Each change of a call asks for its windows before and after: mostly the same ones."""
+    starts = [(window, window_bounds(started_at_ms, window, tz)[0]) for window in windows]
+    return tuple(
+        WindowKey(dimension, value, window, start)
+        for dimension, value in values
+        for window, start in starts
+    )
+
+
 def contribution(
     call: CompletedCall | None, settings: MetricSettings
 ) -> dict[WindowKey, CallFigures]:
     """Every window key of ``call`` with its figures; none for a call without a start time."""
-    if call is None or call.started_at_ms is None:
+    keys = window_keys(call, settings)
+    if call is None or not keys:
         return {}
-    figures = call_figures(call, settings)
-    starts = [
-        (window, window_bounds(call.started_at_ms, window, settings.tz)[0])
-        for window in settings.windows
-    ]
-    return {
-        WindowKey(dimension, value, window, start): figures
-        for dimension, value in dimension_values(call)
-        for window, start in starts
-    }
+    return dict.fromkeys(keys, call_figures(call, settings))
 
 
 Change = tuple[WindowKey, CallFigures | None, CallFigures | None]
@@ -99,11 +117,19 @@ def changes(
 ) -> list[Change]:
     """(key, old figures, new figures) for every window whose share of the call changes,
     ``before`` and ``after`` being the call's completed record (``None``: not completed)."""
-    old, new = contribution(before, settings), contribution(after, settings)
+    old_keys, new_keys = window_keys(before, settings), window_keys(after, settings)
+    old = call_figures(before, settings) if before is not None and old_keys else None
+    new = call_figures(after, settings) if after is not None and new_keys else None
+    # Most changes count a call in for the first time, or change its figures in the same
+    # windows: each of its windows then changes alike.
+    if not old_keys or old_keys == new_keys:
+        return [] if old == new else [(key, old, new) for key in new_keys]
+    if not new_keys:
+        return [(key, old, None) for key in old_keys]
+    was, now = dict.fromkeys(old_keys, old), dict.fromkeys(new_keys, new)
     found: list[Change] = []
-    for key in old.keys() | new.keys():
-        was, now = old.get(key), new.get(key)
-        if was != now:
-            found.append((key, was, now))
+    for key in was.keys() | now.keys():
+        if was.get(key) != now.get(key):
+            found.append((key, was.get(key), now.get(key)))
     found.sort()
     return found

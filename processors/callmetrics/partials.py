@@ -53,6 +53,35 @@ class Partial(msgspec.Struct, array_like=True, kw_only=True):
         return self.top_ring[0][0] if self.top_ring else None
 
 
+def copied(partial: Partial | None) -> Partial:
+    """A share to change in place (:func:`change`): a new one, or a copy of ``partial``, which
+    stays as it was (it may be stored, or cached decoded)."""
+    if partial is None:
+        return Partial()
+    share = msgspec.structs.replace(partial)
+    share.top_ring = list(share.top_ring)
+    share.names = dict(share.names)
+    return share
+
+
+def change(
+    share: Partial,
+    old: CallFigures | None,
+    new: CallFigures | None,
+    *,
+    names: bool = False,
+) -> None:
+    """Take one call's figures ``old`` out of ``share`` and put ``new`` in (either may be
+    ``None``), in place; ``names``: keep the agent names' counts (agent windows)."""
+    if old is not None and new is not None:
+        _move(share, old, new, names)
+    elif old is not None:
+        _add(share, old, -1, names)
+    elif new is not None:
+        _add(share, new, 1, names)
+    share.version += 1
+
+
 def changed(
     partial: Partial | None,
     old: CallFigures | None,
@@ -60,30 +89,34 @@ def changed(
     *,
     names: bool = False,
 ) -> Partial:
-    """``partial`` with one call's figures ``old`` taken out and ``new`` put in (either may
-    be ``None``); ``names``: keep the agent names' counts (agent windows)."""
-    share = Partial() if partial is None else msgspec.structs.replace(partial)
-    share.top_ring = list(share.top_ring)
-    share.names = dict(share.names)
-    # A ring time that stays is left alone: taken out and put back, the smallest one kept would
-    # not be kept again (a share cannot tell it from those it left out), and corrections would
-    # drain the kept ones until the worker rebuilds them from every call state it holds.
-    ring = old is None or new is None or old.ring_ms != new.ring_ms
-    if old is not None:
-        _add(share, old, -1, names, ring)
-    if new is not None:
-        _add(share, new, 1, names, ring)
-    share.version += 1
+    """:func:`change` on a copy of ``partial``."""
+    share = copied(partial)
+    change(share, old, new, names=names)
     return share
 
 
-def _add(share: Partial, figures: CallFigures, sign: int, names: bool, ring: bool) -> None:
+# The figures a share sums as they are: the same names in CallFigures and Partial (``_move``).
+_SUMMED = (
+    "offered",
+    "answered",
+    "missed",
+    "abandoned",
+    "within_sla",
+    "billed_ms",
+    "price_units",
+    "cdr_missing",
+    "live_missing",
+)
+
+
+def _add(share: Partial, figures: CallFigures, sign: int, names: bool) -> None:
+    """A call's figures counted in (``sign`` 1) or out (-1)."""
     share.offered += sign * figures.offered
     share.answered += sign * figures.answered
     share.missed += sign * figures.missed
     share.abandoned += sign * figures.abandoned
     share.within_sla += sign * figures.within_sla
-    if ring and figures.ring_ms is not None:
+    if figures.ring_ms is not None:
         if sign > 0:
             _insert(share.top_ring, figures.ring_ms, share.ring_count)
         else:
@@ -99,6 +132,39 @@ def _add(share: Partial, figures: CallFigures, sign: int, names: bool, ring: boo
     share.live_missing += sign * figures.live_missing
     if names and figures.agent_name is not None:
         _count_name(share.names, figures.agent_name, sign)
+
+
+def _move(share: Partial, old: CallFigures, new: CallFigures, names: bool) -> None:
+    """A counted call's figures from ``old`` to ``new``: only what differs changes (a late
+    live event mostly changes one figure). A ring time that stays is left alone: taken out and
+    put back, the smallest one kept would not be kept again (a share cannot tell it from those
+    it left out), and corrections would drain the kept ones until the worker rebuilds them from
+    every call state it holds."""
+    for name in _SUMMED:
+        moved = getattr(new, name) - getattr(old, name)
+        if moved:
+            setattr(share, name, getattr(share, name) + moved)
+    if old.ring_ms != new.ring_ms:
+        if old.ring_ms is not None:
+            _remove(share.top_ring, old.ring_ms)
+            share.ring_count -= 1
+            share.ring_ms -= old.ring_ms
+        if new.ring_ms is not None:
+            _insert(share.top_ring, new.ring_ms, share.ring_count)
+            share.ring_count += 1
+            share.ring_ms += new.ring_ms
+    if old.talk_ms != new.talk_ms:
+        if old.talk_ms is not None:
+            share.talk_count -= 1
+            share.talk_ms -= old.talk_ms
+        if new.talk_ms is not None:
+            share.talk_count += 1
+            share.talk_ms += new.talk_ms
+    if names and old.agent_name != new.agent_name:
+        if old.agent_name is not None:
+            _count_name(share.names, old.agent_name, -1)
+        if new.agent_name is not None:
+            _count_name(share.names, new.agent_name, 1)
 
 
 def _count_name(counts: dict[str, int], name: str, sign: int) -> None:
@@ -161,18 +227,21 @@ def rebuilt(partial: Partial, ring_times: Iterable[int]) -> Partial:
 
 def shares_after(
     changes: Iterable[tuple[WindowKey, CallFigures | None, CallFigures | None]],
-    load: Callable[[WindowKey], Partial | None],
+    owned: Callable[[WindowKey], Partial],
     now_ms: int,
     settings: MetricSettings,
 ) -> tuple[list[tuple[WindowKey, Partial]], list[WindowKey]]:
-    """One call's changes (``contribution.changes``) applied to the shares ``load`` gives:
-    the changed shares, and the keys left alone because their window's grace had passed."""
+    """One call's changes (``contribution.changes``) applied, in place, to the shares
+    ``owned`` gives: each one the caller's to change (:func:`copied`, or its own copy from an
+    earlier change). Returns the changed shares, and the keys left alone because their
+    window's grace had passed."""
     updated: list[tuple[WindowKey, Partial]] = []
     late: list[WindowKey] = []
     for key, old, new in changes:
         if is_late(key, now_ms, settings):
             late.append(key)
         else:
-            share = changed(load(key), old, new, names=key.dimension == "agent")
+            share = owned(key)
+            change(share, old, new, names=key.dimension == "agent")
             updated.append((key, share))
     return updated, late

@@ -24,6 +24,7 @@ from callstream.processors.callmetrics.contribution import CallFigures, changes,
 from callstream.processors.callmetrics.partials import (
     Partial,
     changed,
+    copied,
     rebuilt,
     shares_after,
 )
@@ -85,7 +86,7 @@ class Worker:
         partition = partition_of(call_id)
         found = changes(before, completed(new), self.settings)
         updated, late = shares_after(
-            found, lambda key: self.shares.get((partition, key)), now, self.settings
+            found, lambda key: copied(self.shares.get((partition, key))), now, self.settings
         )
         assert late == []
         for key, changed_share in updated:
@@ -194,3 +195,78 @@ def test_corrections_that_keep_the_ring_times_keep_the_largest_ring_times() -> N
         share = changed(share, figures(ring_ms), figures(ring_ms, billed_ms=6_000))
     assert share.top_ring == top
     assert share.max_known
+
+
+_figures = st.builds(
+    CallFigures,
+    offered=st.just(1),
+    answered=st.integers(0, 1),
+    missed=st.integers(0, 1),
+    abandoned=st.integers(0, 1),
+    within_sla=st.integers(0, 1),
+    ring_ms=st.none() | st.integers(0, 30) | st.integers(0, 10**9),
+    talk_ms=st.none() | st.integers(0, 10**9),
+    billed_ms=st.integers(0, 10**9),
+    price_units=st.integers(0, 10**12),
+    cdr_missing=st.integers(0, 1),
+    live_missing=st.integers(0, 1),
+    agent_name=st.none() | st.sampled_from(["An", "Bình", "Chi"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_figures, min_size=1, max_size=40), st.data())
+def test_a_call_moved_in_place_sums_as_if_taken_out_and_put_back(
+    counted: list[CallFigures], data: st.DataObject
+) -> None:
+    """``change`` with both figures moves only what differs (partials._move): every sum, count
+    and name equals the share's taken out and put back, and its maximum stays exact."""
+    share = None
+    for figures in counted:
+        share = changed(share, None, figures, names=True)
+    assert share is not None
+    index = data.draw(st.integers(0, len(counted) - 1))
+    new = data.draw(_figures)
+    moved = changed(share, counted[index], new, names=True)
+    rebuilt_share = changed(changed(share, counted[index], None, names=True), None, new, names=True)
+    fields = [name for name in Partial.__struct_fields__ if name not in ("top_ring", "version")]
+    assert [getattr(moved, name) for name in fields] == [
+        getattr(rebuilt_share, name) for name in fields
+    ]
+    ring_times = [f.ring_ms for f in [*counted[:index], new, *counted[index + 1 :]]]
+    known = [ring_ms for ring_ms in ring_times if ring_ms is not None]
+    if moved.max_known:
+        assert moved.max_ring_ms == (max(known) if known else None)
+    assert share.version == len(counted)  # the share changed was copied, not changed
+
+
+_completed = st.builds(
+    CompletedCall,
+    call_id=st.just("c"),
+    revision=st.just(1),
+    source=st.just("cdr"),
+    outcome=st.sampled_from(["answered", "missed", "abandoned"]),
+    direction=st.none() | st.sampled_from(["inbound", "outbound"]),
+    hotline=st.none() | st.sampled_from(["1900", "1800"]),
+    agent_extension=st.none() | st.sampled_from(["101", "102"]),
+    started_at_ms=st.none() | st.sampled_from([T0, T0 + 59_000, T0 + HOUR]),
+    ring_seconds=st.none() | st.sampled_from([0.0, 4.0]),
+    talk_seconds=st.none() | st.sampled_from([0.0, 30.0]),
+    live_missing=st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.none() | _completed, st.none() | _completed)
+def test_changes_are_each_windows_old_and_new_figures(
+    before: CompletedCall | None, after: CompletedCall | None
+) -> None:
+    """``changes`` (with its fast paths) against its definition over the two contributions."""
+    metric_settings = MetricSettings()
+    old, new = contribution(before, metric_settings), contribution(after, metric_settings)
+    expected = sorted(
+        (key, old.get(key), new.get(key))
+        for key in old.keys() | new.keys()
+        if old.get(key) != new.get(key)
+    )
+    assert sorted(changes(before, after, metric_settings)) == expected
