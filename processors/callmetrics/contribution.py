@@ -75,28 +75,24 @@ def dimension_values(call: CompletedCall) -> list[tuple[Dimension, str]]:
     return values
 
 
-def window_keys(call: CompletedCall | None, settings: MetricSettings) -> tuple[WindowKey, ...]:
+def window_keys(call: CompletedCall | None, settings: MetricSettings) -> list[WindowKey]:
     """The windows ``call`` counts in; none for a call without a start time."""
     if call is None or call.started_at_ms is None:
-        return ()
-    values = tuple(dimension_values(call))
-    return _window_keys(values, call.started_at_ms, settings.windows, settings.tz)
-
-
-@lru_cache(maxsize=4096)
-def _window_keys(
-    values: tuple[tuple[Dimension, str], ...],
-    started_at_ms: int,
-    windows: tuple[Window, ...],
-    tz: ZoneInfo,
-) -> tuple[WindowKey, ...]:
-    """Each change of a call asks for its windows before and after: mostly the same ones."""
-    starts = [(window, window_bounds(started_at_ms, window, tz)[0]) for window in windows]
-    return tuple(
+        return []
+    starts = _starts(call.started_at_ms, settings.windows, settings.tz)
+    return [
         WindowKey(dimension, value, window, start)
-        for dimension, value in values
+        for dimension, value in dimension_values(call)
         for window, start in starts
-    )
+    ]
+
+
+@lru_cache(maxsize=1024)
+def _starts(
+    started_at_ms: int, windows: tuple[Window, ...], tz: ZoneInfo
+) -> tuple[tuple[Window, int], ...]:
+    """Each change of a call asks for its windows before and after: the same starts."""
+    return tuple((window, window_bounds(started_at_ms, window, tz)[0]) for window in windows)
 
 
 def contribution(
