@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import rocksdict
 from aiokafka.structs import TopicPartition
 from faust.streams import _current_event  # faust's record being processed (test only)
 
@@ -91,34 +92,45 @@ def test_items_include_the_waiting_writes() -> None:
 
 
 class RocksDB:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.options: object = None
+    """A partition's database: a real rocksdict one, noting the write options it was given."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = rocksdict.Rdict(str(path), rocksdict.Options(raw_mode=True))
+        self.options: Any = None
+
+    @property
+    def data(self) -> dict[bytes, bytes]:
+        return dict(self.db.items())
 
     def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
+        value: bytes | None = self.db.get(key)
+        return value
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def write(self, batch: rocksdict.WriteBatch) -> None:
         assert self.options is not None  # every write skips the WAL
-        self.data[key] = value
+        assert self.options.disable_wal
+        self.db.write(batch, self.options)
 
-    def set_write_options(self, options: object) -> None:
+    def set_write_options(self, options: Any) -> None:
         self.options = options
 
 
 class RocksDBStore(FaustStore):
     """faust's RocksDB store: a database per partition (its _db_for_partition)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__()
+        self.path = path
         self.databases: dict[int, RocksDB] = {}
 
     def databases_of(self, partition: int) -> RocksDB:
-        return self.databases.setdefault(partition, RocksDB())
+        if partition not in self.databases:
+            self.databases[partition] = RocksDB(self.path / str(partition))
+        return self.databases[partition]
 
 
-def test_with_rocksdb_a_delivered_write_goes_to_its_partitions_database() -> None:
-    faust_store = RocksDBStore()
+def test_with_rocksdb_a_delivered_write_goes_to_its_partitions_database(tmp_path: Path) -> None:
+    faust_store = RocksDBStore(tmp_path)
     store = TableStore(faust_store, faust_store.databases_of)
     delivered = store.put(3, b"call", b"v1")
     assert faust_store.databases == {}
@@ -154,3 +166,18 @@ def test_with_rocksdb_a_delete_leaves_its_partitions_database_whatever_event_fau
         _current_event.reset(token)
     assert store.get(1, b"call") is None
     assert dict(store.items()) == {}
+
+
+def test_with_rocksdb_a_delivery_applies_its_writes_in_order(tmp_path: Path) -> None:
+    """One delivery applies every write it covers as one RocksDB write batch, in order: a row
+    written then deleted in the same flush is gone, one deleted then written again is kept."""
+    faust_store = RocksDBStore(tmp_path)
+    store = TableStore(faust_store, faust_store.databases_of)
+    store.put(0, b"evicted", b"v1")
+    store.put(0, b"back", None)
+    store.put(0, b"evicted", None)
+    store.put(0, b"back", b"v2")
+    last = store.put(0, b"other", b"v3")
+    last(CHANGELOG, 5)
+    assert faust_store.databases[0].data == {b"back": b"v2", b"other": b"v3"}
+    assert faust_store.log == [("offset", 5)]
