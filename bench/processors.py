@@ -10,7 +10,9 @@ until ``callstream.metrics`` shows every window with all of its calls: the fold,
 the windows and their publication, not the calls' completion alone. Its CPU time per event
 comes from /proc (a steadier figure than the rate on a shared machine). The baseline is a faust
 agent that does nothing with the same records (bench/faust_floor.py); the fold alone in this
-process, without Kafka, is shown too. A broker is started for the run unless
+process, without Kafka, is shown too, and the worker with its metrics left out
+(bench/worker_without_metrics.py, timed until it has folded every record): what the metrics
+cost, and the most any ratio to the no-op agent could be. A broker is started for the run unless
 KAFKA_BOOTSTRAP_SERVERS names one.
 
 `--shape cdr` sends one CDR per call instead (a call with no live events completes at once), so
@@ -21,7 +23,7 @@ Then, the worker still up, new calls come at half its measured rate for 20 s whi
 holds are asked for at 200 requests a second (bench/query_latency.py): p50 and p99.
 
     .venv/bin/python -m bench.processors [--calls 20000] [--shape full|cdr] [--store rocksdb]
-        [--skip-floor] [--skip-latency]
+        [--skip-floor] [--skip-latency] [--skip-without-metrics]
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.ingest import PeakRss, kafka, rss_mb, server
-from bench.query_latency import Latency, latency_under_load
+from bench.query_latency import Latency, folded, latency_under_load
 from bench.report import print_table, write_results
 from bench.synthetic_calls import Call, Record, call_records, expected_offered, synthetic_calls
 from callstream.kafka import broker
@@ -171,6 +173,45 @@ def faust_floor_rate(bootstrap: str, names: dict[str, str], total: int, tmp: str
     return int(events) / float(seconds)
 
 
+async def wait_folded(metrics_url: str, topics: set[str], total: int, deadline_s: float) -> float:
+    """perf_counter once the worker has folded ``total`` input records; raises at the deadline."""
+    deadline = time.monotonic() + deadline_s
+    async with aiohttp.ClientSession() as session:
+        while (count := await folded(session, metrics_url, topics)) < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker folded {count:,.0f} of {total:,} records")
+            await asyncio.sleep(0.05)
+    return time.perf_counter()
+
+
+@dataclass
+class WithoutMetrics:
+    """The worker with its metrics left out, over the same records."""
+
+    events_per_s: float = 0.0
+    cpu_us_per_event: float = 0.0
+
+
+def without_metrics(
+    bootstrap: str, env: dict[str, str], names: dict[str, str], total: int
+) -> WithoutMetrics:
+    """Run bench/worker_without_metrics.py, a consumer group of its own, over the input topics."""
+    port = broker.free_port()
+    env = {
+        **env,
+        "CALLSTREAM_APP_ID": f"{env['CALLSTREAM_TOPIC_PREFIX']}without-metrics",
+        "CALLSTREAM_DATA_DIR": str(Path(env["CALLSTREAM_DATA_DIR"]) / "without-metrics"),
+    }
+    command = [sys.executable, "-m", "bench.worker_without_metrics", "--web-port", str(port)]
+    with server(command, env, f"http://127.0.0.1:{port}/readyz", 120) as worker:
+        started, cpu_at_ready = time.perf_counter(), cpu_seconds(worker.pid)
+        topics = {names[CALL_EVENTS], names[CDRS]}
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        done_at = asyncio.run(wait_folded(metrics_url, topics, total, max(600.0, total / 500)))
+        cpu_us = (cpu_seconds(worker.pid) - cpu_at_ready) / total * 1e6
+    return WithoutMetrics(total / (done_at - started), cpu_us)
+
+
 def fold_only_rate(records: list[Record], now_ms: int) -> float:
     """The call-state fold alone, in this process: parse, fold and encode each record (the first
     ``FOLD_ONLY_RECORDS``), a dict for the table, no metrics and no Kafka. What no worker doing
@@ -237,7 +278,7 @@ def measure_latency(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20000, help="synthetic calls")
     parser.add_argument("--store", default="rocksdb", help="worker table store")
@@ -253,7 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-latency", action="store_true", help="no GET /calls/{call_id} latency under load"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--skip-without-metrics",
+        action="store_true",
+        help="no run of the worker with its metrics left out",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     now_ms = int(time.time() * 1000)
     calls = synthetic_calls(args.calls, now_ms)
@@ -309,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
                     feed_rate=len(records) / elapsed / 2,
                     shape=args.shape,
                 )
+        bare = WithoutMetrics()
+        if not args.skip_without_metrics:
+            print("bench: the worker without its metrics ...", file=sys.stderr)
+            bare = without_metrics(bootstrap, env, names, len(records))
 
     done = seen.complete == len(expected) and not seen.unexpected and not seen.late_dropped
     rate = len(records) / elapsed
@@ -328,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         "worker_events_per_s": rate,
         "ratio_to_noop_agent": ratio,
         "worker_cpu_us_per_event": cpu_us,
+        "worker_without_metrics_events_per_s": bare.events_per_s,
+        "worker_without_metrics_cpu_us_per_event": bare.cpu_us_per_event,
+        "ratio_without_metrics_to_noop_agent": bare.events_per_s / floor if floor else 0.0,
         "worker_peak_rss_mb": peak.peak,
         "worker_rss_mb_at_end": final_rss,
         "call_states_held": args.calls,
@@ -342,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
             ["ratio worker / no-op faust agent", ratio, f">= {TARGETS['ratio_to_noop_agent']}"],
             ["fold alone in-process (no metrics, no Kafka), events/s", fold_only, ""],
             ["worker CPU per event, us", cpu_us, ""],
+            ["worker without its metrics, events/s", bare.events_per_s, ""],
+            [
+                "ratio worker without its metrics / no-op faust agent",
+                bare.events_per_s / floor if floor else 0.0,
+                "",
+            ],
+            ["worker without its metrics, CPU per event, us", bare.cpu_us_per_event, ""],
             [f"windows with all their calls (of {len(expected):,})", seen.complete, "all"],
             ["records read from callstream.metrics", seen.records, ""],
             ["calls dropped as late", seen.late_dropped, "0"],
