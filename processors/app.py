@@ -47,7 +47,8 @@ SHARES_TABLE = "metric-shares"  # each input partition's share of each window
 SHARE_UPDATES = "share-updates"  # internal topic: <app id>-share-updates, keyed by dimension
 WINDOWS_TABLE = "metric-windows"  # each window's shares, on its dimension's partition
 PRODUCER_LINGER_S = 0.005
-# A batch never fills before a flush does (processors/batches.py, MAX_FLUSH_BYTES).
+# A batch never fills before a flush does (processors/batches.py, MAX_PARTITION_BYTES); the
+# broker takes batches up to its message.max.bytes, 1 MB by default.
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 # faust's RocksDB defaults hold, per partition, up to three 64 MB memtables and a 2 GB block
 # cache: a worker with 12 partitions grew past 500 MB before it held 300k call states. These

@@ -2,8 +2,10 @@
 
 aiokafka's ``send`` costs tens of microseconds of Python per record (a future, the partitioner,
 the accumulator), more than the fold itself; appending to a ``BatchBuilder`` costs a few. So the
-agents append every record they produce here, and a flush, 20 ms after the first record (or
-sooner when a batch fills), hands each partition's batch to the producer at once.
+agents append every record they produce here, and a flush, 100 ms after the first record (or
+sooner when it or one partition's batch is large), hands each partition's batch to the producer
+at once. Large flushes are what make the metrics affordable: a share or window that many calls
+change within one flush is written and sent once.
 
 An input record is acknowledged only once Kafka has acknowledged every batch of the flush that
 holds its outputs (acks=all): until then faust commits no offset at or past it, and a worker
@@ -17,13 +19,14 @@ way round it would publish twice. So a flush holds whole input records only (siz
 checked between them), its batches are closed (the producer lets none of them linger on its
 own), and it hands them over only once the flush before it is delivered: the producer queues
 one batch per partition, and then takes them all into one produce request, which the broker
-writes whole (a request cut short by the kill is not written at all). The flush's bytes stay
-under the producer's request size for the same reason. This holds with one broker (a request
+writes whole (a request cut short by the kill is not written at all). A partition's bytes in a
+flush stay under a batch's size, and the flush's under what a broker takes in one request, for
+the same reason. This holds with one broker (a request
 goes to each partition leader) and while no partition needs a retry of its own; a kill in such
 a gap can still lose or double a record's outputs.
 
 What only a key's last value matters of, and that many input records change within one flush
-(a metric window that a hundred calls changed in 20 ms), need not be sent once per change: a
+(a metric window that hundreds of calls changed in 100 ms), need not be sent once per change: a
 sink may hold it back and append it from a hook that every flush runs first (``before_flush``,
 ``append``), so the flush sends it once, with the input records that changed it. Such a sink
 ``reserve``s the bytes it will append, so that the flush stays under its size.
@@ -46,10 +49,17 @@ from callstream.kafka.partitioning import partition_for_key
 log = logging.getLogger("callstream.processors")
 
 EXIT_SEND_FAILED = 70  # EX_SOFTWARE: Kafka refused a record; a restart redelivers its input
-# Measured with bench/processors.py: 5 ms gave 4.3k events/s, 20 ms 5.7k-6.1k, 50 ms no more.
-LINGER_S = 0.02
+# Measured with bench/processors.py (README, Performance): with the metrics, 100 ms and 4 MB gave
+# 5.2k-6.0k events/s, 20 ms and 640 KB 3.6k-4.6k (flushes of about 110 records, shares and
+# windows written and sent at nearly every change).
+LINGER_S = 0.1
 MAX_EVENTS = 2000  # input records per flush: bounds what a failure makes the worker redo
-MAX_FLUSH_BYTES = 640 * 1024  # with one more record, under the max request size (1,000,000)
+# A flush's bytes: aiokafka sends every partition's batch of a flush in one request to the
+# broker, capped only by the broker (socket.request.max.bytes, 100 MB by default).
+MAX_FLUSH_BYTES = 4 * 1024 * 1024
+# One partition's bytes in a flush: with one more record, under a batch's size (1 MB, the
+# broker's default message.max.bytes), so that a partition's records take one batch.
+MAX_PARTITION_BYTES = 640 * 1024
 RECORD_OVERHEAD_BYTES = 64  # a record's framing in a batch, at most (varints, headers count)
 
 # Called with a batch's topic partition and the offset of its last record once Kafka has it.
@@ -127,6 +137,8 @@ class OutputBatches:
         self._on_delivered: dict[TopicPartition, Delivered] = {}
         self._events: list[Any] = []
         self._bytes = 0
+        self._partition_bytes: dict[TopicPartition, int] = {}
+        self._fullest = 0  # the largest of _partition_bytes
         self._last_flush: _Flush | None = None
         self._in_flight: list[asyncio.Future[RecordMetadata]] = []  # the last flush's batches
         self._timer: asyncio.TimerHandle | None = None
@@ -160,7 +172,10 @@ class OutputBatches:
             # this partition's next batch meanwhile.
             await self.flush()
             self._append_to_new(tp, key, value)
-        self._bytes += len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
+        size = len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
+        self._bytes += size
+        filled = self._partition_bytes[tp] = self._partition_bytes.get(tp, 0) + size
+        self._fullest = max(self._fullest, filled)
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
         self._start_linger()
@@ -217,7 +232,11 @@ class OutputBatches:
     async def done(self, event: Any) -> None:
         """``event``'s records are all added: ack it once they are delivered."""
         self._events.append(event)
-        if len(self._events) >= MAX_EVENTS or self._bytes >= MAX_FLUSH_BYTES:
+        if (
+            len(self._events) >= MAX_EVENTS
+            or self._bytes >= MAX_FLUSH_BYTES
+            or self._fullest >= MAX_PARTITION_BYTES
+        ):
             await self.flush()
         else:
             self._start_linger()  # a record that produced nothing is acked by a flush too
@@ -254,7 +273,7 @@ class OutputBatches:
         batches += [(tp, batch, self._on_delivered.get(tp)) for tp, batch in self._batches.items()]
         self._batches, self._full, self._on_delivered = {}, [], {}
         events, self._events = self._events, []
-        self._bytes = 0
+        self._bytes, self._partition_bytes, self._fullest = 0, {}, 0
         if not batches:
             flush = _Flush(events, 1, self._last_flush)
             flush.delivered()  # they produced nothing: acked once the flush before is

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from callstream.processors.step import Outcome
 
 log = logging.getLogger("callstream.processors")
-# A flush lingers 20 ms, then waits for Kafka's acks (processors/batches.py).
+# A flush lingers 100 ms, then waits for Kafka's acks (processors/batches.py).
 FLUSH_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_TIMEOUT_S = 2.0  # a scrape does not wait longer for the consumer's positions
 

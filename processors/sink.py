@@ -5,7 +5,7 @@ for Kafka per record and an input record is acked once everything it caused is d
 At-least-once, without a broker round-trip per record. The agents consume with acks off
 (``stream.noack()``) and acknowledge an input record only once Kafka has acknowledged (acks=all)
 everything it produced: its tables' changelog records and its outputs, a Kafka batch per topic
-partition flushed every 20 ms. faust commits, per partition, only up to the first record not
+partition flushed every 100 ms. faust commits, per partition, only up to the first record not
 yet acknowledged, and flushes the producer before every commit too, so a committed offset never
 runs ahead of an output or a table change; a worker taking over the partition recovers tables
 that have every committed record in them. A record whose batch fails is never acknowledged: the

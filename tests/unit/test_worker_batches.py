@@ -10,7 +10,7 @@ import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from callstream.kafka.partitioning import partition_for_key
-from callstream.processors.batches import MAX_FLUSH_BYTES, OutputBatches
+from callstream.processors.batches import MAX_FLUSH_BYTES, MAX_PARTITION_BYTES, OutputBatches
 
 
 class Event:
@@ -325,3 +325,23 @@ async def test_reserved_bytes_bring_a_flush_between_input_records() -> None:
     assert producer.sent == []
     await batches.done(event)
     assert [tp.topic for tp, _, _ in producer.sent] == ["windows"]
+
+
+async def test_one_partition_full_enough_flushes_between_records_before_the_flush_is() -> None:
+    """A partition's records in a flush stay in one batch: once they near a batch's size the
+    flush comes at the next record boundary, long before the flush's own bound."""
+    producer = Producer()
+    batches = OutputBatches(producer)  # type: ignore[arg-type]
+    half = b"x" * (MAX_PARTITION_BYTES // 2)
+    await batches.add("changelog", 3, b"k", half)
+    await batches.add("state", 1, b"k", half)  # another partition: neither is full
+    await batches.done(Event())
+    assert producer.sent == []
+    await batches.add("changelog", 3, b"k", half)  # partition 3 now holds a batch's worth
+    assert producer.sent == []  # inside a record: not yet
+    await batches.done(Event())
+    assert MAX_PARTITION_BYTES * 2 < MAX_FLUSH_BYTES
+    assert [(tp.topic, tp.partition) for tp, _, _ in producer.sent] == [
+        ("changelog", 3),
+        ("state", 1),
+    ]
