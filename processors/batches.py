@@ -29,7 +29,8 @@ What only a key's last value matters of, and that many input records change with
 (a metric window that hundreds of calls changed in 100 ms), need not be sent once per change: a
 sink may hold it back and append it from a hook that every flush runs first (``before_flush``,
 ``append``), so the flush sends it once, with the input records that changed it. Such a sink
-``reserve``s the bytes it will append, so that the flush stays under its size.
+``reserve``s the bytes it will append, by partition, so that the flush and each of its
+partitions stay under their sizes.
 """
 
 from __future__ import annotations
@@ -172,10 +173,7 @@ class OutputBatches:
             # this partition's next batch meanwhile.
             await self.flush()
             self._append_to_new(tp, key, value)
-        size = len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
-        self._bytes += size
-        filled = self._partition_bytes[tp] = self._partition_bytes.get(tp, 0) + size
-        self._fullest = max(self._fullest, filled)
+        self._count(tp, len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES)
         if on_delivered is not None:
             self._on_delivered[tp] = on_delivered
         self._start_linger()
@@ -185,11 +183,17 @@ class OutputBatches:
         with the input records done before it (and any done since the hook's data changed)."""
         self._before_flush.append(hook)
 
-    def reserve(self, size: int) -> None:
-        """Count ``size`` bytes that a before-flush hook will append towards the flush's bound
-        (a flush comes between input records once it is reached), and flush in time."""
-        self._bytes += size
+    def reserve(self, topic: str, partition: int, size: int) -> None:
+        """Count ``size`` bytes that a before-flush hook will append to ``topic``'s
+        ``partition`` towards the flush's bounds, the partition's too (a flush comes between
+        input records once one is reached), and flush in time."""
+        self._count(TopicPartition(topic, partition), size)
         self._start_linger()
+
+    def _count(self, tp: TopicPartition, size: int) -> None:
+        self._bytes += size
+        filled = self._partition_bytes[tp] = self._partition_bytes.get(tp, 0) + size
+        self._fullest = max(self._fullest, filled)
 
     def append(
         self,

@@ -58,10 +58,11 @@ ObserveEmit = Callable[[str, int], None]
 DECODED_WINDOWS = 1024
 DECODED_SHARES = 4096
 SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topic, at most
-# What a flush will append, reserved when a share or window first changes since the last one
-# (processors/batches.py): a share's changelog record and its place among the updates (a share
-# with its 16 largest ring times and an agent's name is about 300 bytes with its key), a share
-# more in a window, and a window's figures (about 650 bytes).
+# What a flush will append, reserved on the partitions it goes to when a share or window first
+# changes since the last one (processors/batches.py): a share's changelog record and its place
+# among the updates, half each (a share with its 16 largest ring times and an agent's name is
+# about 300 bytes with its key), a share more in a window, and a window's figures (about 650
+# bytes).
 SHARE_BYTES = 2 * 384
 FIGURES_BYTES = 768
 
@@ -142,7 +143,9 @@ class ShareWriter:
                 row = share_key(key, partition)
                 held = copied(self._decoded.get(row, self.shares.get(partition, row)))
                 self._changed[(partition, key)] = held
-                batches.reserve(SHARE_BYTES)
+                owner = partition_for_key(key.dimension.encode(), self.partitions)
+                batches.reserve(self.shares.changelog, partition, SHARE_BYTES // 2)
+                batches.reserve(self.topic, owner, SHARE_BYTES // 2)
             return held
 
         updated, late = shares_after(found, owned, self.now_ms(), self.settings)
@@ -238,11 +241,15 @@ class WindowHandler:
                 stored = self.windows.get(partition, update.key)
                 window = merged(self._decoded.get(update.key, stored), update)
                 if window is not None:
-                    batches.reserve(len(stored or b"") + SHARE_BYTES // 2 + FIGURES_BYTES)
+                    changelog = self.windows.changelog
+                    batches.reserve(changelog, partition, len(stored or b"") + SHARE_BYTES // 2)
+                    batches.reserve(self.metrics_topic, target, FIGURES_BYTES)
                     self._changed[update.key] = _Changed(partition, key, target, window)
             else:
                 window = merged(held.window, update)
                 if window is not None:
+                    if update.partition not in held.window.shares:  # a share more to write
+                        batches.reserve(self.windows.changelog, partition, SHARE_BYTES // 2)
                     held.window = window
             count += window is not None  # None: a share it has or one overtaken (a replay)
         return count

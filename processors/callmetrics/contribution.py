@@ -91,8 +91,11 @@ def window_keys(call: CompletedCall | None, settings: MetricSettings) -> list[Wi
 def _starts(
     started_at_ms: int, windows: tuple[Window, ...], tz: ZoneInfo
 ) -> tuple[tuple[Window, int], ...]:
-    """Each change of a call asks for its windows before and after: the same starts."""
-    return tuple((window, window_bounds(started_at_ms, window, tz)[0]) for window in windows)
+    """Each change of a call asks for its windows before and after: the same starts. Each
+    window once, though the settings name it twice: ``changes`` counts on unique keys."""
+    return tuple(
+        (window, window_bounds(started_at_ms, window, tz)[0]) for window in dict.fromkeys(windows)
+    )
 
 
 def contribution(

@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callstream.processors.callmetrics.combine import ShareUpdate, merged, window_metrics
-from callstream.processors.callmetrics.contribution import call_figures, changes, contribution
+from callstream.processors.callmetrics.contribution import (
+    call_figures,
+    changes,
+    contribution,
+    dimension_values,
+)
 from callstream.processors.callmetrics.partials import changed
 from callstream.processors.callmetrics.windows import (
     WINDOW_MS,
@@ -248,3 +253,13 @@ def test_agent_names_from_webhooks_cannot_grow_a_share_past_a_record() -> None:
     window = merged(None, ShareUpdate(key.table_key(), 0, share))
     assert window is not None
     assert window_metrics(key, window, settings, 1).label == "Lan"
+
+
+def test_a_window_named_twice_counts_a_call_once() -> None:
+    """CALLSTREAM_METRICS_WINDOWS may name a window twice: a call still changes each of its
+    windows once, as its contribution (one figure a key) says."""
+    settings = metric_settings({"CALLSTREAM_METRICS_WINDOWS": "1h,1h"})
+    moved = CompletedCall(**{**_fields(CALL), "ring_seconds": 3.0, "revision": 2})
+    for before, after in ((None, CALL), (CALL, moved), (CALL, None)):
+        found = [key for key, _, _ in changes(before, after, settings)]
+        assert len(found) == len(set(found)) == len(dimension_values(CALL))

@@ -3,14 +3,19 @@ share and window once, in the flush that acknowledges their input records."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from typing import Any
 
 import msgspec
+from aiokafka.structs import RecordMetadata, TopicPartition
 
-from callstream.processors.app import OUTPUT_TOPICS
-from callstream.processors.batches import SharedBatches
+from callstream.kafka.partitioning import partition_for_key
+from callstream.processors.app import OUTPUT_TOPICS, PRODUCER_MAX_BATCH_BYTES
+from callstream.processors.batches import RECORD_OVERHEAD_BYTES, SharedBatches
 from callstream.processors.callmetrics.combine import ShareUpdate
-from callstream.processors.callmetrics.windows import MetricSettings
+from callstream.processors.callmetrics.partials import Partial
+from callstream.processors.callmetrics.windows import MetricSettings, WindowKey
 from callstream.processors.handlers import FoldHandler
 from callstream.processors.metric_sinks import ShareWriter, WindowHandler
 from callstream.processors.sink import Outputs, StepSink, TableSink
@@ -19,7 +24,7 @@ from callstream.processors.tablestore import TableStore
 from callstream.schemas.topics import METRICS
 from tests.unit.schema_fixtures import cdr, with_
 from tests.unit.test_tablestore import FaustStore
-from tests.unit.test_worker_batches import Producer, settle
+from tests.unit.test_worker_batches import Event, Producer, settle
 from tests.unit.test_worker_handlers import EVENTS, Input, Message
 
 NOW = cdr()["time_end_call"] * 1000 + 1000  # the sample's windows are open
@@ -130,3 +135,92 @@ async def test_a_calls_shares_go_out_in_the_flush_of_its_state() -> None:
     assert record.acks == 1
     # Delivered: the share is in the store, and read back from it.
     assert len(worker.shares.store.store.data) == KEYS_PER_CALL
+
+
+class KafkaSizedBatch:
+    """aiokafka's BatchBuilder as to its size: full past the producer's max batch bytes (the
+    first record always fits)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.records = 0
+
+    def append(self, *, timestamp: int | None, key: bytes, value: bytes | None) -> object | None:
+        size = len(key) + len(value or b"") + RECORD_OVERHEAD_BYTES
+        if self.records and self.size + size > PRODUCER_MAX_BATCH_BYTES:
+            return None
+        self.size += size
+        self.records += 1
+        return object()
+
+    def record_count(self) -> int:
+        return self.records
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaSizedProducer:
+    """Delivers every batch at once, and notes each flush's topic partitions in order."""
+
+    def __init__(self) -> None:
+        self.flushes: list[list[tuple[str, int]]] = []
+
+    def create_batch(self) -> KafkaSizedBatch:
+        return KafkaSizedBatch()
+
+    async def send_batch(self, batch: object, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self.flushes[-1].append((topic, partition))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(
+            RecordMetadata(topic, partition, TopicPartition(topic, partition), 0, -1, 0, 0)
+        )
+        return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(12))
+
+
+async def test_a_flush_holds_one_batch_of_the_windows_changelog_partition() -> None:
+    """A catching-up windows agent changes hundreds of an agent dimension's windows within one
+    flush, every one on the dimension's partition of the windows table: their changelog records
+    stay in one batch, so that the flush reaches Kafka as one request (processors/batches.py)."""
+    worker = Worker()
+    producer = worker.producer = KafkaSizedProducer()  # type: ignore[assignment]
+    batches = worker.batches.get()
+    batches.linger_s = 3600  # flushes come from the size bounds only
+    batches.before_flush(lambda flushing: producer.flushes.append([]))
+    owner = partition_for_key(b"agent", 12)
+    updates = [
+        ShareUpdate(
+            WindowKey(
+                "agent", f"10{agent:03d}", window, NOW // 86_400_000 * 86_400_000
+            ).table_key(),
+            partition,
+            Partial(
+                version=1,
+                offered=4,
+                answered=3,
+                ring_count=3,
+                ring_ms=21_000,
+                top_ring=[(9_000, 1)],
+                talk_count=3,
+                talk_ms=300_000,
+                billed_ms=300_000,
+                price_units=4_500_000,
+                names={f"Agent {agent:03d}": 4},
+            ),
+        )
+        for partition in range(12)
+        for agent in range(300)
+        for window in SETTINGS.windows
+    ]
+    for start in range(0, len(updates), 100):  # the share writers' records, 100 updates each
+        record = msgspec.json.encode(updates[start : start + 100])
+        await worker.window_handler.apply(owner, record)
+        await batches.done(Event())
+    await batches.flush()
+    await settle()
+    assert len(worker.windows.store.store.data) == 300 * len(SETTINGS.windows)
+    for flush in producer.flushes:
+        assert len(flush) == len(set(flush)), Counter(flush).most_common(1)

@@ -321,7 +321,7 @@ async def test_reserved_bytes_bring_a_flush_between_input_records() -> None:
     batches = OutputBatches(producer)  # type: ignore[arg-type]
     batches.before_flush(lambda flushing: flushing.append("windows", 0, b"w", b"v"))
     event = Event()
-    batches.reserve(MAX_FLUSH_BYTES)  # what the hook will append
+    batches.reserve("windows", 0, MAX_FLUSH_BYTES)  # what the hook will append
     assert producer.sent == []
     await batches.done(event)
     assert [tp.topic for tp, _, _ in producer.sent] == ["windows"]
