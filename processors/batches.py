@@ -58,9 +58,11 @@ MAX_EVENTS = 2000  # input records per flush: bounds what a failure makes the wo
 # A flush's bytes: aiokafka sends every partition's batch of a flush in one request to the
 # broker, capped only by the broker (socket.request.max.bytes, 100 MB by default).
 MAX_FLUSH_BYTES = 4 * 1024 * 1024
-# One partition's bytes in a flush: with one more record, under a batch's size (1 MB, the
-# broker's default message.max.bytes), so that a partition's records take one batch.
-MAX_PARTITION_BYTES = 640 * 1024
+# One partition's bytes in a flush: with one more input record's worth, under a batch's size
+# (1 MB, the broker's default message.max.bytes), so that a partition's records take one batch.
+# The most one record adds to a partition: a record of share updates, 100 windows of up to
+# about 4.5 KB each (a call state is under the ingress's 64 KB body limit).
+MAX_PARTITION_BYTES = 512 * 1024
 RECORD_OVERHEAD_BYTES = 64  # a record's framing in a batch, at most (varints, headers count)
 
 # Called with a batch's topic partition and the offset of its last record once Kafka has it.
