@@ -95,7 +95,7 @@ def changed(
     return share
 
 
-# The figures a share sums as they are: the same names in CallFigures and Partial (``_move``).
+# The figures a share sums as they are: the same names in CallFigures and Partial.
 _SUMMED = (
     "offered",
     "answered",
@@ -111,11 +111,8 @@ _SUMMED = (
 
 def _add(share: Partial, figures: CallFigures, sign: int, names: bool) -> None:
     """A call's figures counted in (``sign`` 1) or out (-1)."""
-    share.offered += sign * figures.offered
-    share.answered += sign * figures.answered
-    share.missed += sign * figures.missed
-    share.abandoned += sign * figures.abandoned
-    share.within_sla += sign * figures.within_sla
+    for name in _SUMMED:
+        setattr(share, name, getattr(share, name) + sign * getattr(figures, name))
     if figures.ring_ms is not None:
         if sign > 0:
             _insert(share.top_ring, figures.ring_ms, share.ring_count)
@@ -126,10 +123,6 @@ def _add(share: Partial, figures: CallFigures, sign: int, names: bool) -> None:
     if figures.talk_ms is not None:
         share.talk_count += sign
         share.talk_ms += sign * figures.talk_ms
-    share.billed_ms += sign * figures.billed_ms
-    share.price_units += sign * figures.price_units
-    share.cdr_missing += sign * figures.cdr_missing
-    share.live_missing += sign * figures.live_missing
     if names and figures.agent_name is not None:
         _count_name(share.names, figures.agent_name, sign)
 
