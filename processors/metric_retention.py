@@ -16,6 +16,7 @@ from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
+    dimension_key,
     share_expired,
     split_share_key,
     window_expired,
@@ -77,7 +78,7 @@ class MetricSweep:
         for key, _ in self.windows.items():
             rows += 1
             if window_expired(key, now, self.settings):
-                dimension = WindowKey.from_table_key(key).dimension.encode()
+                dimension = dimension_key(WindowKey.from_table_key(key).dimension)
                 drops.append((key, DROP_WINDOW, murmur2_partition(dimension, self.partitions)))
         self.windows.counted(rows)
         for key, command, partition in drops:

@@ -33,6 +33,7 @@ from callstream.processors.callmetrics.partials import Partial, copied, rebuilt,
 from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
+    dimension_key,
     share_key,
     table_prefix,
 )
@@ -143,7 +144,7 @@ class ShareWriter:
                 row = share_key(key, partition)
                 held = copied(self._decoded.get(row, self.shares.get(partition, row)))
                 self._changed[(partition, key)] = held
-                owner = partition_for_key(key.dimension.encode(), self.partitions)
+                owner = partition_for_key(dimension_key(key.dimension), self.partitions)
                 batches.reserve(self.shares.changelog, partition, SHARE_BYTES // 2)
                 batches.reserve(self.topic, owner, SHARE_BYTES // 2)
             return held
@@ -174,7 +175,7 @@ class ShareWriter:
             update = ShareUpdate(key.table_key(), partition, for_window(share))
             updates.setdefault(key.dimension, []).append(update)
         for dimension, found in updates.items():
-            routing = dimension.encode()
+            routing = dimension_key(dimension)
             owner = partition_for_key(routing, self.partitions)
             for start in range(0, len(found), SHARES_PER_RECORD):
                 chunk = found[start : start + SHARES_PER_RECORD]
@@ -280,7 +281,7 @@ class WindowReader:
 
     def routing_key(self, dimension: str) -> bytes:
         """The key whose partition holds ``dimension``'s windows."""
-        return dimension.encode()
+        return dimension_key(dimension)
 
     def windows(
         self, dimension: str, value: str | None, window: str, start_ms: int, end_ms: int

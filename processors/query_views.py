@@ -21,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from callstream.kafka.partitioning import murmur2_partition
+from callstream.processors.callmetrics.windows import dimension_key
 from callstream.processors.live_feed import LiveFeed
 from callstream.processors.live_view import LiveView, summarize
 from callstream.processors.openapi import openapi_document
@@ -58,7 +59,7 @@ class NoWindows:
     """A :class:`WindowSource` holding nothing: the worker before it folds metrics."""
 
     def routing_key(self, dimension: str) -> bytes:
-        return dimension.encode()
+        return dimension_key(dimension)
 
     def windows(
         self, dimension: str, value: str | None, window: str, start_ms: int, end_ms: int

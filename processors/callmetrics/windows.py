@@ -105,6 +105,12 @@ def _table_key(key: WindowKey) -> bytes:
     return _SEPARATOR.join(fields).encode()
 
 
+def dimension_key(dimension: str) -> bytes:
+    """The key a dimension's share updates and windows go by: one partition holds all of them
+    (docs/metrics.md)."""
+    return dimension.encode()
+
+
 def table_prefix(dimension: str, value: str | None = None) -> bytes:
     """The table-key prefix of a dimension's windows, or of one value's."""
     parts = [dimension] if value is None else [dimension, value]
