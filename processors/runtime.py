@@ -17,6 +17,7 @@ from callstream.kafka.topiccheck import WantedTopic, registry_topics
 from callstream.logs import configure_json_logging
 from callstream.processors.app import (
     SHARES_TABLE,
+    TABLE,
     WINDOWS_TABLE,
     changelog_topic_name,
     commands_topic_name,
@@ -35,24 +36,22 @@ GC_THRESHOLDS = (20_000, 10, 10)
 
 
 def worker_topics(settings: WorkerSettings) -> list[WantedTopic]:
-    """Every topic the worker uses: the registry's, and two internal ones that hold a call's
-    records on its input partition, so they are joined too. The agent's commands topic: faust
-    would declare it itself, but while the worker joins its group, and under load the first
-    assignment missed it, so the timer's commands went unread until a later rebalance. The
-    table's changelog: faust would create it as well, and never compare its partition count
-    with the inputs' (its check runs on faust's own table writes, which the worker does not
-    use)."""
+    """Every topic the worker uses: the registry's, and its internal ones, each joined to the
+    inputs (as many partitions). The agent's commands topic: faust would declare it itself, but
+    while the worker joins its group, and under load the first assignment missed it, so the
+    timer's commands went unread until a later rebalance. The tables' changelogs: faust would
+    create them as well, and never compare their partition count with the inputs' (its check
+    runs on faust's own table writes, which the worker does not use). The metrics' share
+    updates (docs/metrics.md): shares are on the inputs' partitions, share updates and windows
+    on their dimension's."""
     partitions = topic(CALL_EVENTS).partitions
     app_id = settings.app_id
     internal = [
-        WantedTopic(commands_topic_name(settings.app_id), partitions, "delete", joined=True),
-        WantedTopic(changelog_topic_name(settings.app_id), partitions, "compact", joined=True),
-        # The metrics' (docs/metrics.md): shares on the inputs' partitions, share updates
-        # and windows on their dimension's.
-        WantedTopic(share_updates_topic_name(settings.app_id), partitions, "delete", joined=True),
+        WantedTopic(commands_topic_name(app_id), partitions, "delete", joined=True),
+        WantedTopic(share_updates_topic_name(app_id), partitions, "delete", joined=True),
         *(
             WantedTopic(changelog_topic_name(app_id, table), partitions, "compact", joined=True)
-            for table in (SHARES_TABLE, WINDOWS_TABLE)
+            for table in (TABLE, SHARES_TABLE, WINDOWS_TABLE)
         ),
     ]
     return registry_topics([spec.name for spec in TOPICS], settings.topic_prefix) + internal
