@@ -174,8 +174,9 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             await fold_window.apply(event.message.partition, event.value)
             await batches.get().done(event)
 
-    async def send_command(key: bytes, command: bytes) -> None:
-        await commands.send(key=key, value=command)
+    async def send_command(key: bytes, command: bytes, partition: int | None = None) -> None:
+        """A command to the agent: on ``key``'s partition, or on ``partition`` when given."""
+        await commands.send(key=key, value=command, partition=partition)
 
     def ready() -> bool:
         return worker_ready(app)
@@ -194,13 +195,10 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     async def sweep_calls() -> None:
         await sweep.tick()
 
-    async def send_to(key: bytes, command: bytes, partition: int) -> None:
-        await commands.send(key=key, value=command, partition=partition)
-
     metric_sweep = MetricSweep(
         shares,
         windows,
-        send_to,
+        send_command,
         partitions,
         settings=settings.metrics,
         ready=ready,
