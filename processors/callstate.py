@@ -443,13 +443,14 @@ def _outcome(cdr: CallDetailRecord | None, direction: str | None, answered: bool
 def _parties(
     first: LiveCallEvent | None, cdr: CallDetailRecord | None, *, inbound: bool
 ) -> tuple[str | None, str | None, str | None]:
-    """The customer's number, the agent's extension and the hotline: the CDR's, else live."""
+    """The customer's number, the agent's extension and the hotline: the CDR's, else live; an
+    empty one is none (a local call has no hotline, and sends "")."""
     live: tuple[str | None, str | None, str | None] = (None, None, None)
     if first is not None:
         live = (
-            first.from_number if inbound else first.to_number,
-            first.to_number if inbound else first.from_number,
-            first.hotline,
+            _given(first.from_number if inbound else first.to_number),
+            _given(first.to_number if inbound else first.from_number),
+            _given(first.hotline),
         )
     if cdr is None:
         return live

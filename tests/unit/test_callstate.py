@@ -493,3 +493,10 @@ def test_a_cdr_that_changes_nothing_the_completed_call_shows_is_not_a_correction
         state, out = apply(state, other, T0 + 1)
         assert "PublishCompleted" not in kinds(out)
     assert state.revision == 1
+
+
+def test_an_empty_live_hotline_is_no_hotline_as_an_empty_cdr_one_is() -> None:
+    # A local call sends "hotline": ""; without its CDR the call must not count on a hotline "".
+    event = msgspec.structs.replace(RINGING, hotline="")
+    state, _ = apply(None, event, 1)
+    assert state.hotline is None
