@@ -20,6 +20,7 @@ from callstream.processors.runtime import run_worker
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.cli import add_schemas_cli
 from callstream.settings import KafkaSettings, SettingsError
+from callstream.traffic.replay_cli import add_capture_cli, add_replay_cli
 from callstream.up import Endpoint, run_up
 
 
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     add_schemas_cli(verbs)
+    add_replay_cli(verbs)
+    add_capture_cli(verbs)
     return parser
 
 

@@ -74,6 +74,13 @@ def env_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
+def env_kafka_data_dir(env: Mapping[str, str]) -> Path:
+    """The local broker's data dir: ``CALLSTREAM_KAFKA_DATA_DIR``, else ``.cache/kafka-data``
+    in the checkout."""
+    data_dir = env.get("CALLSTREAM_KAFKA_DATA_DIR")
+    return Path(data_dir) if data_dir else project_root(dict(env)) / ".cache" / "kafka-data"
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     """Where Kafka is: an existing cluster, or the local broker this project runs."""
@@ -95,11 +102,10 @@ class KafkaSettings:
         env = os.environ if environ is None else environ
         root = project_root(dict(env))
         cache = env.get("CALLSTREAM_KAFKA_CACHE_DIR")
-        data_dir = env.get("CALLSTREAM_KAFKA_DATA_DIR")
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
             release=pinned_release(root, Path(cache) if cache else None),
-            data_dir=Path(data_dir) if data_dir else root / ".cache" / "kafka-data",
+            data_dir=env_kafka_data_dir(env),
             port=env_int(env, "CALLSTREAM_KAFKA_PORT", 9092),
             jvm=JvmSettings(
                 heap=env.get("CALLSTREAM_KAFKA_HEAP", "").strip() or "1g",

@@ -42,6 +42,12 @@ class Service:
     process: subprocess.Popen[bytes]
 
 
+def dev_token_file(kafka_data_dir: Path) -> Path:
+    """Where `up` keeps its local webhook token: beside the broker's data dir (by default
+    ``.cache/webhook-token``); the traffic commands read it from there too."""
+    return kafka_data_dir.parent / "webhook-token"
+
+
 def ensure_dev_token(path: Path) -> str:
     """A local webhook token for `up` when CALLSTREAM_WEBHOOK_TOKENS is unset: made once, kept
     in a git-ignored file readable only by its owner, never printed."""
@@ -131,7 +137,7 @@ def run_up(
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         env.setdefault("CALLSTREAM_DATA_DIR", str(settings.data_dir.parent / "worker-data"))
         if not env.get("CALLSTREAM_WEBHOOK_TOKENS", "").strip():
-            token_file = settings.data_dir.parent / "webhook-token"
+            token_file = dev_token_file(settings.data_dir)
             env["CALLSTREAM_WEBHOOK_TOKENS"] = ensure_dev_token(token_file)
             progress(
                 f"CALLSTREAM_WEBHOOK_TOKENS is unset: the ingress uses the token in {token_file}"

@@ -1,0 +1,102 @@
+"""The poster's counts on stderr while it runs, and a summary table at the end.
+
+On a terminal: a rich live line. Elsewhere (a pipe, a log file, or ``CI`` set): no control
+codes, one plain line every few seconds instead, so long runs still show they progress.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
+from rich.table import Table
+
+from callstream.traffic.poster import PostSummary
+
+PLAIN_INTERVAL_S = 5.0
+
+
+def counts_line(summary: PostSummary) -> str:
+    return (
+        f"sent {summary.sent}, acked {summary.acked}, refused {summary.refused}, "
+        f"retried {summary.retried}, failed {summary.failed}, {summary.rate:.1f}/s"
+    )
+
+
+def live_wanted(environ: Mapping[str, str] | None = None) -> bool:
+    """A live display only on a terminal, and never under CI."""
+    env = os.environ if environ is None else environ
+    return sys.stderr.isatty() and not env.get("CI")
+
+
+class ProgressBar:
+    """A :class:`~callstream.traffic.poster.PostProgress` for the ``traffic`` commands; use as
+    a context manager, then :meth:`finish` with the final counts."""
+
+    def __init__(self, label: str, *, live: bool | None = None) -> None:
+        self.label = label
+        self.live = live_wanted() if live is None else live
+        self.console = Console(
+            stderr=True, force_terminal=self.live, no_color=not self.live, highlight=False
+        )
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._last_line = time.monotonic()
+
+    def __enter__(self) -> ProgressBar:
+        if self.live:
+            self._bar = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.fields[counts]}"),
+                console=self.console,
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=None, counts="starting")
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def update(self, summary: PostSummary) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, counts=counts_line(summary))
+            return
+        now = time.monotonic()
+        if now - self._last_line >= PLAIN_INTERVAL_S:
+            self._last_line = now
+            self.console.print(f"callstream: {self.label}: {counts_line(summary)}")
+
+    def finish(self, summary: PostSummary, extra: Mapping[str, object] | None = None) -> None:
+        """The summary table (also after Ctrl-C), with ``extra`` rows (e.g. skipped lines)."""
+        title = f"{self.label}: interrupted" if summary.interrupted else self.label
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        rows: dict[str, object] = {
+            "sent": summary.sent,
+            "acked": summary.acked,
+            "refused": summary.refused,
+            "retried": summary.retried,
+            "failed": summary.failed,
+            **(extra or {}),
+            "elapsed": f"{summary.elapsed_s:.1f} s",
+            "rate": f"{summary.rate:.1f} acked/s",
+        }
+        rows.update({f"HTTP {status}": n for status, n in sorted(summary.by_status.items())})
+        for name, value in rows.items():
+            table.add_row(name, str(value))
+        self.console.print(table)
