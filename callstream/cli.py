@@ -21,6 +21,7 @@ from callstream.processors.settings import WorkerSettings
 from callstream.schemas.cli import add_schemas_cli
 from callstream.settings import KafkaSettings, SettingsError
 from callstream.traffic.replay_cli import add_capture_cli, add_replay_cli
+from callstream.traffic.simulate_cli import add_simulate_cli
 from callstream.up import Endpoint, run_up
 
 
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     add_schemas_cli(verbs)
+    add_simulate_cli(verbs)
     add_replay_cli(verbs)
     add_capture_cli(verbs)
     return parser
