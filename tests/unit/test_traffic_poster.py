@@ -154,7 +154,7 @@ async def test_bodies_go_in_order_with_the_token_in_a_header_not_before_their_ti
 
 
 async def test_no_more_than_concurrency_requests_are_in_flight() -> None:
-    async with scripted_ingress(always(200), hold_s=0.02) as ingress:
+    async with scripted_ingress(always(200), hold_s=0.1) as ingress:
         summary = await post_deliveries(at(*[0] * 8), settings(ingress.url, concurrency=2))
     assert summary.acked == 8
     assert ingress.most_in_flight == 2
@@ -190,3 +190,12 @@ async def test_cancelling_returns_the_counts_so_far_marked_interrupted() -> None
     assert summary.interrupted
     assert (summary.sent, summary.acked, summary.failed) == (3, 0, 0)
     assert taken <= 4  # the iterable is read as it is posted, not ahead
+
+
+async def test_a_failing_result_callback_is_raised_not_lost() -> None:
+    def broken(_delivery: Delivery, _status: int | None, _body: bytes) -> None:
+        raise RuntimeError("a bug in the caller")
+
+    async with scripted_ingress(always(200)) as ingress:
+        with pytest.raises(RuntimeError, match="a bug in the caller"):
+            await post_deliveries(at(0, 0), settings(ingress.url), on_result=broken)
