@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from callstream.kafka.admin import found_topics
 from callstream.progress import Progress, silent
 from callstream.traffic.recording import capture_line
 
@@ -39,6 +41,19 @@ class Span:
 
     start: int
     end: int
+
+
+async def _partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``; CaptureError naming those that do not exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await found_topics(admin, list(topics))
+    finally:
+        await admin.close()
+    if missing := [topic for topic in topics if topic not in found]:
+        raise CaptureError(f"no such topic on {bootstrap}: {', '.join(missing)}")
+    return [TopicPartition(t, p) for t in topics for p in range(found[t].partitions)]
 
 
 async def _spans(
@@ -118,16 +133,10 @@ async def capture(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
+    partitions = await _partitions(bootstrap, topics)
     await consumer.start()
     try:
-        known = await consumer.topics()
-        if missing := [topic for topic in topics if topic not in known]:
-            raise CaptureError(f"no such topic on {bootstrap}: {', '.join(missing)}")
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        consumer.assign(partitions)  # the client learns their leaders before the offset queries
         spans = await _spans(consumer, partitions, since_ms, until_ms)
         total = sum(span.end - span.start for span in spans.values())
         progress(f"capture: {total} records in {len(spans)} of {len(partitions)} partitions")

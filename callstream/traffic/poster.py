@@ -149,6 +149,7 @@ class _Poster:
         self.slots = asyncio.Semaphore(settings.concurrency)  # requests in flight
         self.pending = asyncio.Semaphore(settings.concurrency * PENDING_PER_SLOT)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.errors: list[BaseException] = []  # a callback's bug, raised once the rest is done
         self.rng = random.Random()  # noqa: S311 - jitter, not a secret
         self.headers = {"Content-Type": "application/json", TOKEN_HEADER: settings.token}
         self.started = time.monotonic()
@@ -173,10 +174,14 @@ class _Poster:
             task.add_done_callback(self.finished)
         while self.tasks:
             await asyncio.wait(set(self.tasks))
+        if self.errors:
+            raise self.errors[0]
 
     def finished(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self.pending.release()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.errors.append(error)
 
     async def deliver(self, delivery: Delivery) -> None:
         """Post until answered 2xx, refused, or out of attempts; the first attempt's slot is

@@ -51,7 +51,11 @@ class _Notes:
 
     def result(self, delivery: Delivery, status: int | None, body: bytes) -> None:
         if status is None or not 200 <= status < 300:
-            answer = "no answer" if status is None else f"{status} {body[:300]!r}"
+            answer = (
+                "no answer"
+                if status is None
+                else f"refused {status} {body[:300].decode('utf-8', 'replace')}"
+            )
             self.note(f"call {delivery.call_id or '(unknown id)'}: {answer}")
 
 

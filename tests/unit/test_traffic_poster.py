@@ -7,15 +7,11 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from callstream.kafka.broker import free_port
 from callstream.traffic.delivery import Delivery
@@ -27,87 +23,8 @@ from callstream.traffic.poster import (
     post_deliveries,
     should_retry,
 )
-
-TOKEN = "poster-test-token-0123456789"  # noqa: S105 - a test token
-HANG = -1  # an answer that never comes (until the server closes)
-
-# What the scripted ingress answers a body's n-th attempt (from 1): a status, a status with
-# headers, or HANG.
-Answer = int | tuple[int, dict[str, str]]
-Script = Callable[[bytes, int], Answer]
-
-
-@dataclass(frozen=True)
-class Hit:
-    at: float
-    body: bytes
-    path: str
-    token: str | None
-    content_type: str
-
-
-@dataclass
-class Scripted:
-    url: str
-    hits: list[Hit] = field(default_factory=list)
-    most_in_flight: int = 0
-
-    def bodies(self) -> list[bytes]:
-        return [hit.body for hit in self.hits]
-
-
-@asynccontextmanager
-async def scripted_ingress(script: Script, hold_s: float = 0.0) -> AsyncIterator[Scripted]:
-    attempts: Counter[bytes] = Counter()
-    closing = asyncio.Event()
-    in_flight = 0
-    served: Scripted | None = None
-
-    async def receive(request: web.Request) -> web.Response:
-        nonlocal in_flight
-        assert served is not None
-        body = await request.read()
-        served.hits.append(
-            Hit(
-                time.monotonic(),
-                body,
-                request.path_qs,
-                request.headers.get("X-Callstream-Token"),
-                request.content_type,
-            )
-        )
-        attempts[body] += 1
-        in_flight += 1
-        served.most_in_flight = max(served.most_in_flight, in_flight)
-        try:
-            answer = script(body, attempts[body])
-            if answer == HANG:
-                await closing.wait()
-            await asyncio.sleep(hold_s)
-        finally:
-            in_flight -= 1
-        status, headers = answer if isinstance(answer, tuple) else (answer, {})
-        return web.json_response({"status": status}, status=status, headers=headers)
-
-    app = web.Application()
-    app.router.add_post("/webhooks/omicall", receive)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    served = Scripted(str(server.make_url("/webhooks/omicall")))
-    try:
-        yield served
-    finally:
-        closing.set()
-        await server.close()
-
-
-def always(answer: Answer) -> Script:
-    return lambda _body, _attempt: answer
-
-
-def first(answers: list[Answer], then: Answer = 200) -> Script:
-    """Each body's attempts answered from ``answers``, then ``then``."""
-    return lambda _body, attempt: answers[attempt - 1] if attempt <= len(answers) else then
+from tests.integration.ingress_support import wait_until
+from tests.unit.scripted_ingress import HANG, TOKEN, Answer, always, first, scripted_ingress
 
 
 def settings(url: str, **overrides: float) -> PostSettings:
@@ -125,14 +42,6 @@ def settings(url: str, **overrides: float) -> PostSettings:
 
 def at(*times: float) -> list[Delivery]:
     return [Delivery(t, b'{"n": %d}' % n, f"call-{n}") for n, t in enumerate(times)]
-
-
-async def wait_for(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 @pytest.mark.parametrize(
@@ -245,7 +154,7 @@ async def test_bodies_go_in_order_with_the_token_in_a_header_not_before_their_ti
 
 
 async def test_no_more_than_concurrency_requests_are_in_flight() -> None:
-    async with scripted_ingress(always(200), hold_s=0.02) as ingress:
+    async with scripted_ingress(always(200), hold_s=0.1) as ingress:
         summary = await post_deliveries(at(*[0] * 8), settings(ingress.url, concurrency=2))
     assert summary.acked == 8
     assert ingress.most_in_flight == 2
@@ -274,10 +183,19 @@ async def test_cancelling_returns_the_counts_so_far_marked_interrupted() -> None
 
     async with scripted_ingress(always(HANG)) as ingress:
         task = asyncio.create_task(post_deliveries(lazily(), settings(ingress.url, concurrency=3)))
-        await wait_for(lambda: len(ingress.hits) == 3, "three requests in flight")
+        await wait_until(lambda: len(ingress.hits) == 3, "three requests in flight")
         task.cancel()
         summary = await task
     assert not task.cancelled()
     assert summary.interrupted
     assert (summary.sent, summary.acked, summary.failed) == (3, 0, 0)
     assert taken <= 4  # the iterable is read as it is posted, not ahead
+
+
+async def test_a_failing_result_callback_is_raised_not_lost() -> None:
+    def broken(_delivery: Delivery, _status: int | None, _body: bytes) -> None:
+        raise RuntimeError("a bug in the caller")
+
+    async with scripted_ingress(always(200)) as ingress:
+        with pytest.raises(RuntimeError, match="a bug in the caller"):
+            await post_deliveries(at(0, 0), settings(ingress.url), on_result=broken)

@@ -1,0 +1,61 @@
+"""capture's merge: timestamp order across partitions, each partition's offset order kept, a
+record written only once every partition still being read has one to compare."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import orjson
+from aiokafka.structs import TopicPartition
+
+from callstream.traffic.capture import BUFFER_PER_PARTITION, Span, _Merge
+
+A, B = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+@dataclass(frozen=True)
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None = None
+    value: bytes | None = b"{}"
+
+
+def recs(tp: TopicPartition, stamps: list[int], first: int = 0) -> list[Rec]:
+    return [Rec(tp.topic, tp.partition, first + n, ts) for n, ts in enumerate(stamps)]
+
+
+def written(out: io.BytesIO) -> list[tuple[int, int]]:
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    return [(line["partition"], line["offset"]) for line in lines]
+
+
+def test_records_wait_for_every_partition_still_being_read() -> None:
+    out = io.BytesIO()
+    merge = _Merge({A: Span(0, 3), B: Span(0, 2)}, out)
+    merge.add(A, recs(A, [10, 30, 50]))
+    merge.read_all.add(A)
+    merge.write_ready()
+    assert written(out) == []  # B may still hold something earlier
+    merge.add(B, recs(B, [20]))
+    merge.write_ready()
+    assert written(out) == [(0, 0), (1, 0)]  # B's next record may come before A's 30
+    merge.add(B, recs(B, [5, 99], first=1))  # offset 2 is past B's end: dropped
+    merge.read_all.add(B)
+    merge.write_ready()
+    # B's late timestamp 5 keeps its offset order; nothing past the end is written
+    assert written(out) == [(0, 0), (1, 0), (1, 1), (0, 1), (0, 2)]
+    assert merge.finished
+    assert merge.written == 5
+
+
+def test_a_partition_holding_enough_is_not_fetched_from() -> None:
+    merge = _Merge({A: Span(0, 10_000), B: Span(0, 10)}, io.BytesIO())
+    merge.add(A, recs(A, list(range(BUFFER_PER_PARTITION))))
+    merge.write_ready()
+    assert merge.full() == {A}
+    merge.read_all.add(B)
+    assert merge.full() == {A, B}
