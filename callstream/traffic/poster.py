@@ -150,7 +150,7 @@ class _Poster:
         self.pending = asyncio.Semaphore(settings.concurrency * PENDING_PER_SLOT)
         self.tasks: set[asyncio.Task[None]] = set()
         self.errors: list[BaseException] = []  # a callback's bug, raised once the rest is done
-        self.rng = random.Random()  # noqa: S311 - jitter, not a secret
+        self.rng = random.Random()
         self.headers = {"Content-Type": "application/json", TOKEN_HEADER: settings.token}
         self.started = time.monotonic()
 

@@ -7,11 +7,13 @@ tests/simulated_truth.py computes from the truth alone."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from callstream.traffic.plan import FaultRates, merged
 from callstream.traffic.poster import PostSettings, post_deliveries
 from callstream.traffic.simulation import Simulation, call_plans
 from callstream.traffic.truth import truth_record
+from tests.integration.cli_helpers import callstream
 from tests.integration.ingress_support import TOKEN, ingress_process
 from tests.integration.metrics_support import SLA_S, WINDOWS, ZONE, api_windows, latest_windows
 from tests.integration.worker_support import worker_process
@@ -73,15 +76,16 @@ class Pipeline:
     worker_url: str
 
 
-@pytest.fixture
-async def pipeline(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Pipeline]:
-    prefix = f"sim{uuid.uuid4().hex[:8]}."
+@asynccontextmanager
+async def running_pipeline(bootstrap: str, tmp: Path, name: str) -> AsyncIterator[Pipeline]:
+    """An ingress process and a worker on topics of their own."""
+    prefix = f"{name}{uuid.uuid4().hex[:8]}."
     async with ingress_process(
-        os.environ, kafka_bootstrap, prefix, tmp_path / "ingress.log"
+        os.environ, bootstrap, prefix, tmp / f"{name}-ingress.log"
     ) as ingress:
-        with worker_process(kafka_bootstrap, prefix, tmp_path, extra_env=FAST_TIMER) as worker:
+        with worker_process(bootstrap, prefix, tmp, name=name, extra_env=FAST_TIMER) as worker:
             yield Pipeline(
-                kafka_bootstrap,
+                bootstrap,
                 prefix,
                 f"{ingress.url}/webhooks/omicall",
                 f"http://127.0.0.1:{worker.web_port}",
@@ -133,9 +137,11 @@ def highest(records: list[ConsumerRecord]) -> dict[str, CompletedCall]:
     return latest
 
 
-async def test_simulated_calls_with_every_fault_end_as_the_truth_says(
-    pipeline: Pipeline, simulation: Simulation, simulated: Simulated
+async def test_simulated_calls_with_every_fault_end_as_the_truth_says_also_when_replayed(
+    kafka_bootstrap: str, tmp_path: Path, simulation: Simulation, simulated: Simulated
 ) -> None:
+    """The simulator's traffic through one pipeline; then ``capture`` of what its ingress
+    published, and ``replay`` of that file into a fresh pipeline: both end as the truth says."""
     faults = {fault for line in simulated.truth for fault in line["faults"]}  # type: ignore[attr-defined]
     assert faults == {
         "duplicate",
@@ -145,7 +151,26 @@ async def test_simulated_calls_with_every_fault_end_as_the_truth_says(
         "missing_live",
         "corrected_cdr",
     }
-    settings = PostSettings(url=pipeline.ingress_url, token=TOKEN, speed=0, concurrency=32)
-    summary = await post_deliveries(merged(call_plans(simulation)), settings)
-    assert summary.acked == summary.sent, summary
-    await check_against_truth(pipeline, simulated)
+    async with running_pipeline(kafka_bootstrap, tmp_path, "sim") as first:
+        settings = PostSettings(url=first.ingress_url, token=TOKEN, speed=0, concurrency=32)
+        summary = await post_deliveries(merged(call_plans(simulation)), settings)
+        assert summary.acked == summary.sent, summary
+        await check_against_truth(first, simulated)
+    recording = tmp_path / "recorded.jsonl"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    captured = await asyncio.to_thread(
+        callstream,
+        *("capture", "--topic", "omicall.call-events,omicall.cdrs", "--out", str(recording)),
+        env={**env, "CALLSTREAM_TOPIC_PREFIX": first.prefix},
+    )
+    assert captured.code == 0, captured.stderr
+    assert len(recording.read_bytes().splitlines()) == summary.acked
+    async with running_pipeline(kafka_bootstrap, tmp_path, "replayed") as second:
+        replayed = await asyncio.to_thread(
+            callstream,
+            *("replay", str(recording), "--url", second.ingress_url, "--token", TOKEN),
+            *("--speed", "0", "--concurrency", "32"),
+            env=env,
+        )
+        assert replayed.code == 0, replayed.stderr
+        await check_against_truth(second, simulated)
