@@ -39,13 +39,14 @@ test-reliability: kafka-fetch
 test: lint typecheck pytest
 
 # Each prints a table and writes bench/results/<name>.json, and exits 1 when a target is missed;
-# all three run, then the target fails if any did. The ingress runs as on a 2-core host: two
+# all four run, then the target fails if any did. The ingress runs as on a 2-core host: two
 # processes (README, Performance).
 bench: kafka-fetch bench-tools
 	@status=0; \
 	$(BIN)/python -m bench.parse || status=1; \
 	$(BIN)/python -m bench.ingest --processes 2 --connections 64 || status=1; \
 	$(BIN)/python -m bench.processors || status=1; \
+	$(BIN)/python -m bench.pipeline || status=1; \
 	exit $$status
 
 # bench.ingest's load generator, wrk: installed from Debian's packages when missing.
