@@ -78,7 +78,7 @@ class ProgressBar:
         now = time.monotonic()
         if now - self._last_line >= PLAIN_INTERVAL_S:
             self._last_line = now
-            self.console.print(f"callstream: {self.label}: {counts_line(summary)}")
+            self.console.print(f"callstream: {self.label}: {counts_line(summary)}", soft_wrap=True)
 
     def finish(self, summary: PostSummary, extra: Mapping[str, object] | None = None) -> None:
         """The summary table (also after Ctrl-C), with ``extra`` rows (e.g. skipped lines)."""

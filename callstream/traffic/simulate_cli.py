@@ -43,7 +43,9 @@ def add_simulate_cli(verbs: Any) -> None:
     )
     add_target_arguments(parser)
     parser.add_argument("--calls", type=int, help="how many calls (default 100, or --duration)")
-    parser.add_argument("--rate", type=float, default=5.0, help="calls starting a second")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="calls starting a second (default 1)"
+    )
     parser.add_argument(
         "--duration", type=float, help="seconds of arrivals: --rate x --duration calls"
     )
@@ -51,8 +53,8 @@ def add_simulate_cli(verbs: Any) -> None:
     parser.add_argument(
         "--start",
         type=int,
-        help="epoch seconds of the traffic's clock at the run's start (default: now; with "
-        "--speed 0, so long ago that the calls' arrivals end now)",
+        help="epoch seconds of the traffic's clock at the run's start (default: now at --speed "
+        "1; at any other speed, so long ago that the calls' arrivals end now)",
     )
     parser.add_argument("--hotlines", type=int, default=4)
     parser.add_argument("--agents", type=int, default=16)
@@ -78,7 +80,9 @@ def simulation_of(args: argparse.Namespace, now_s: float) -> Simulation:
         calls = 100
     start = args.start
     if start is None:
-        start = int(now_s - (calls / args.rate if args.speed == 0 else 0))
+        # Real time starts now; any other speed would run the traffic's clock past the wall's
+        # (windows in the future, outside the query API's default range): its arrivals end now.
+        start = int(now_s - (0 if args.speed == 1 else calls / args.rate))
     faults = FaultRates(**{name: getattr(args, name) for name in FAULTS})
     return Simulation(
         calls=calls,

@@ -18,7 +18,7 @@ class Simulation:
 
     calls: int
     start_s: int
-    rate: float = 5.0
+    rate: float = 1.0
     seed: int = 1
     hotlines: int = 4
     agents: int = 16
@@ -37,9 +37,13 @@ def call_plans(simulation: Simulation) -> Iterator[CallPlan]:
     """Each call's plan in start order; deliveries counted from ``start_s``."""
     seed = simulation.seed
     centre = call_centre(random.Random(f"{seed}:centre"), simulation.hotlines, simulation.agents)
+    # The start seeds the calls too: two runs from different moments never share a call id.
     arrivals = simulated_calls(
-        random.Random(f"{seed}:calls"), centre, simulation.start_s, simulation.rate
+        random.Random(f"{seed}:{simulation.start_s}:calls"),
+        centre,
+        simulation.start_s,
+        simulation.rate,
     )
     for index, call in zip(range(simulation.calls), arrivals, strict=False):
-        rng = random.Random(f"{seed}:delivery:{index}")
+        rng = random.Random(f"{seed}:{simulation.start_s}:delivery:{index}")
         yield plan_call(call, centre, rng, simulation.faults, simulation.start_s)

@@ -34,6 +34,13 @@ def test_the_same_seed_and_start_give_byte_identical_bodies_and_another_seed_doe
     assert deliveries(simulation) != deliveries(replace(simulation, seed=6))
 
 
+def test_runs_started_at_different_moments_share_no_call_id() -> None:
+    # The same seed run twice must not make the pipeline fold two runs' calls into one.
+    first = {p.call.call_id for p in call_plans(Simulation(calls=300, start_s=START, seed=5))}
+    later = {p.call.call_id for p in call_plans(Simulation(calls=300, start_s=START + 1, seed=5))}
+    assert not first & later
+
+
 def test_every_body_is_a_webhook_the_ingress_accepts_in_time_order() -> None:
     sent = list(merged(call_plans(Simulation(calls=500, start_s=START, rate=20, seed=3))))
     assert [d.at_s for d in sent] == sorted(d.at_s for d in sent)
