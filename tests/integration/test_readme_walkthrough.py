@@ -1,7 +1,9 @@
-"""README's "The first five minutes", run as written: `callstream up` (what `make run` starts),
-then each ``$ command`` of the section's console blocks in a shell, against the stack's ports.
-Each must succeed and answer with every JSON field its README output shows, so the section
-cannot drift from what the commands do."""
+"""README's commands, run as written: `callstream up` (what `make run` starts), then each
+``$ command`` of "The first five minutes" and each ``curl`` of the quick start, in a shell,
+against the stack's ports. Each must succeed and answer with every JSON field its README output
+shows, so README cannot drift from what the commands do. The few commands a test cannot run
+here are listed in ``RUN_ELSEWHERE`` with what runs them instead, and a new command in README
+fails :func:`test_every_command_in_readme_is_run_by_a_test` until it is run or listed."""
 
 from __future__ import annotations
 
@@ -23,6 +25,38 @@ SECTION = "## The first five minutes"
 WORKER = "127.0.0.1:6066"  # the ports README shows, replaced by the test's own
 INGRESS_URL = "http://127.0.0.1:8080/webhooks/omicall"
 FIELD = re.compile(r'"([a-z_]+)":')
+RUN_ELSEWHERE = {
+    "make run": "`callstream up`, which it runs after installing, is started here",
+    "make test": "CI runs it on every push (.ci/run)",
+    "export KAFKA_BOOTSTRAP_SERVERS=kafka-1.internal:9092,kafka-2.internal:9092": (
+        "an existing cluster: tests/conftest.py runs the suite on KAFKA_BOOTSTRAP_SERVERS"
+    ),
+    "callstream up": "started here and by tests/integration/test_up.py",
+}
+
+
+def shell_commands() -> list[tuple[str, str]]:
+    """(command, the output its ``# {...}`` comment lines show) of README's ``sh`` blocks;
+    a trailing ``# comment`` is no part of the command."""
+    found: list[tuple[str, str]] = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text("utf-8"), re.DOTALL):
+        text = block.replace("\\\n", " ")
+        for line in text.splitlines():
+            if line.startswith("# "):
+                if found:
+                    found[-1] = (found[-1][0], found[-1][1] + line[2:])
+                continue
+            command = re.sub(r"\s+#\s.*$", "", line).strip()
+            if command:
+                found.append((re.sub(r"\s+", " ", command), ""))
+    return found
+
+
+def test_every_command_in_readme_is_run_by_a_test() -> None:
+    runs_here = {command for command, _ in shell_commands() if command.startswith("curl ")}
+    assert runs_here, "README has no curl in its sh blocks: the pattern is stale"
+    commands = {command for command, _ in shell_commands()}
+    assert commands - runs_here <= RUN_ELSEWHERE.keys(), sorted(commands - runs_here)
 
 
 def walkthrough() -> list[tuple[str, str]]:
@@ -124,6 +158,13 @@ def test_the_first_five_minutes_work_as_written(
                 assert_fields("callstream simulate", shown_counts, output)
                 simulation = None
         assert simulation is None, "README runs no /calls/live while the simulation runs"
+        token_file = tmp_path / "cache" / "webhook-token"  # beside CALLSTREAM_KAFKA_DATA_DIR
+        for written, shown in shell_commands():
+            if written.startswith("curl "):
+                actual = written.replace(".cache/webhook-token", str(token_file))
+                actual = actual.replace("127.0.0.1:8080", f"127.0.0.1:{ingest_port}")
+                answer = run(actual, README.parent, env, timeout_s=60)
+                assert_fields(written, shown, answer)
     finally:
         up.send_signal(signal.SIGINT)
         _, up_errors = up.communicate(timeout=90)
