@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import re
 from collections import Counter
@@ -10,9 +11,11 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from callstream.cli import build_parser
 from callstream.schemas.parse import parse_webhook
 from callstream.traffic.calls import TARIFF_PER_S, unsigned
 from callstream.traffic.plan import FaultRates, _resent, merged
+from callstream.traffic.simulate_cli import simulation_of
 from callstream.traffic.simulation import Simulation, call_plans
 from callstream.traffic.truth import truth_record
 
@@ -155,3 +158,23 @@ def test_impossible_simulations_are_refused(bad: dict[str, int]) -> None:
 def test_a_fault_rate_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         FaultRates(duplicate=1.5)
+
+
+def simulate_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["simulate", "--token", "t" * 20, *argv])
+
+
+def test_simulate_counts_calls_from_duration_and_starts_its_clock_where_its_speed_needs() -> None:
+    now = 1_800_000_000.5
+    assert simulation_of(simulate_args(), now).calls == 100
+    by_duration = simulation_of(simulate_args("--rate", "2", "--duration", "90"), now)
+    assert by_duration.calls == 180
+    assert simulation_of(simulate_args("--calls", "7", "--duration", "90"), now).calls == 7
+    # real time starts now; faster or slower, the arrivals end about now
+    assert simulation_of(simulate_args(), now).start_s == int(now)
+    fast = simulation_of(simulate_args("--calls", "600", "--rate", "2", "--speed", "0"), now)
+    assert fast.start_s == int(now) - 300
+    given = simulation_of(simulate_args("--speed", "30", "--start", "1700000000"), now)
+    assert given.start_s == 1_700_000_000
+    rates = simulation_of(simulate_args("--duplicate-rate", "0.5", "--missing-cdr-rate", "0"), now)
+    assert (rates.faults.duplicate, rates.faults.missing_cdr) == (0.5, 0.0)
