@@ -72,6 +72,18 @@ class PostSummary:
         """Acked deliveries per second."""
         return self.acked / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def counts(self) -> dict[str, object]:
+        """What the traffic commands print on stdout when they end."""
+        return {
+            "sent": self.sent,
+            "acked": self.acked,
+            "refused": self.refused,
+            "retried": self.retried,
+            "failed": self.failed,
+            "interrupted": self.interrupted,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
     @property
     def done(self) -> int:
         """Deliveries with a final outcome."""

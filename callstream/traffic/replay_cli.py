@@ -84,17 +84,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         )
     bar.finish(summary, {"skipped lines": notes.skipped})
-    counts = {
-        "sent": summary.sent,
-        "acked": summary.acked,
-        "refused": summary.refused,
-        "retried": summary.retried,
-        "failed": summary.failed,
-        "skipped_lines": notes.skipped,
-        "interrupted": summary.interrupted,
-        "elapsed_s": round(summary.elapsed_s, 3),
-    }
-    print(orjson.dumps(counts).decode())
+    print(orjson.dumps({**summary.counts(), "skipped_lines": notes.skipped}).decode())
     return replay_code(summary, notes.skipped)
 
 

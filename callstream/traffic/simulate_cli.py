@@ -124,15 +124,5 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         deliveries = merged(planned(teed(call_plans(simulation), out)))
         summary = asyncio.run(post_deliveries(deliveries, settings, progress=bar))
     bar.finish(summary, {"calls": calls})
-    counts = {
-        "calls": calls,
-        "sent": summary.sent,
-        "acked": summary.acked,
-        "refused": summary.refused,
-        "retried": summary.retried,
-        "failed": summary.failed,
-        "interrupted": summary.interrupted,
-        "elapsed_s": round(summary.elapsed_s, 3),
-    }
-    print(orjson.dumps(counts).decode())
+    print(orjson.dumps({"calls": calls, **summary.counts()}).decode())
     return replay_code(summary, 0)
