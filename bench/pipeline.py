@@ -4,6 +4,8 @@ one run; and how soon a webhook's 200 shows in ``GET /calls/{call_id}``.
 Traffic is `callstream simulate`'s (no delivery faults: a duplicate would show at once and
 flatter the latency), posted by its poster (``--concurrency`` requests in flight at most), which
 is also the load generator of both figures:
+0. the poster against a bare aiohttp handler (bench/bare_server.py): the load generator's own
+   ceiling on this machine, for reading the next two figures.
 1. **ingest only**: one ingress, no worker, closed loop: webhooks acked per second.
 2. **sustained**: a fresh ingress and topics with a worker folding them, offered rising rates
    open loop (from 30% of the ingest-only rate, 20% more each step, ``--step-s`` seconds each):
@@ -251,7 +253,18 @@ def say(line: str) -> None:
     print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
+async def client_ceiling(deliveries: list[Delivery]) -> float:
+    """The load generator's own most: the poster against a bare aiohttp handler."""
+    port = broker.free_port()
+    command = [sys.executable, str(Path(__file__).with_name("bare_server.py")), str(port)]
+    with server(command, dict(os.environ), f"http://127.0.0.1:{port}/healthz"):
+        url = f"http://127.0.0.1:{port}/webhooks/omicall"
+        return (await post(deliveries, url, speed=0, concurrency=64)).rate
+
+
 async def measure(bootstrap: str, tmp: str, args: argparse.Namespace) -> dict[str, Any]:
+    say("the load generator against a bare aiohttp handler ...")
+    ceiling = await client_ceiling(traffic(args.calls, seed=1))
     say("ingest only ...")
     with stack(bootstrap, tmp, with_worker=False) as alone:
         deliveries = traffic(args.calls, seed=1)
@@ -289,6 +302,7 @@ async def measure(bootstrap: str, tmp: str, args: argparse.Namespace) -> dict[st
                     }
                 )
     return {
+        "load_generator_ceiling": ceiling,
         "ingest_only_rate": ingest_rate,
         "sustained_rate": sustained,
         "ratio_to_ingest_only": sustained / ingest_rate,
@@ -310,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         figures = asyncio.run(measure(bootstrap, tmp, args))
     rows: list[list[object]] = [
+        [
+            "the poster against a bare aiohttp handler, webhooks/s",
+            figures["load_generator_ceiling"],
+            "",
+        ],
         ["ingest only (no worker, closed loop), webhooks/s", figures["ingest_only_rate"], ""],
         ["sustained with the worker keeping up, webhooks/s", figures["sustained_rate"], ""],
         ["ratio sustained / ingest only", figures["ratio_to_ingest_only"], ">= 0.5"],
