@@ -155,3 +155,18 @@ def test_impossible_simulations_are_refused(bad: dict[str, int]) -> None:
 def test_a_fault_rate_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         FaultRates(duplicate=1.5)
+
+
+def test_no_webhook_is_sent_before_what_it_tells_happened_whatever_the_faults() -> None:
+    # A CDR is made after its call ended, also when it overtakes the hangup; a body is sent no
+    # earlier than the moment it carries.
+    rates = FaultRates(duplicate=0.2, reorder=1, missing_cdr=0, missing_live=0, corrected_cdr=0.2)
+    for plan in call_plans(Simulation(calls=500, start_s=START, seed=11, faults=rates)):
+        for delivery in plan.deliveries:
+            body = orjson.loads(delivery.body)
+            sent_ms = (START + delivery.at_s) * 1000 + 1  # rounded to the millisecond
+            if body["state"] == "cdr":
+                assert body["created_date"] >= body["time_end_call"] * 1000, plan.faults
+                assert sent_ms >= body["last_updated_date"] - 150, plan.faults
+            else:
+                assert sent_ms >= body["date_time"], plan.faults
