@@ -55,7 +55,7 @@ class PostSettings:
 @dataclass
 class PostSummary:
     """The counts so far. ``sent``: deliveries started; ``acked``: answered 2xx; ``refused``:
-    a final 4xx; ``failed``: no 2xx after ``max_attempts``; ``retried``: attempts after a
+    a final 4xx or 3xx; ``failed``: no 2xx after ``max_attempts``; ``retried``: attempts after a
     delivery's first; ``by_status``: every HTTP answer, retried ones included."""
 
     sent: int = 0
@@ -86,14 +86,11 @@ class PostProgress(Protocol):
 
 def should_retry(status: int | None) -> bool:
     """A provider's rule: retry a lost connection or timeout (None), a 5xx, 408 and 429;
-    a 2xx is done and any other 4xx is a refusal that a retry would not change."""
-    if status is None:
+    a 2xx is done, and any other answer (a 4xx, a redirect, which is not followed) is a refusal
+    that a retry would not change."""
+    if status is None or status >= 500:
         return True
-    if 200 <= status < 300:
-        return False
-    if 400 <= status < 500:
-        return status in RETRYABLE_4XX
-    return True
+    return status in RETRYABLE_4XX
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -49,6 +49,8 @@ def at(*times: float) -> list[Delivery]:
     [
         *[(None, True), (200, False), (202, False), (400, False), (401, False), (404, False)],
         *[(413, False), (422, False), (408, True), (429, True), (500, True), (503, True)],
+        # a redirect is not followed (a provider posts to the URL it was given) nor retried
+        *[(301, False), (302, False), (307, False), (308, False)],
     ],
 )
 def test_which_answers_are_retried(status: int | None, retry: bool) -> None:
