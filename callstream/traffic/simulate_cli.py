@@ -42,11 +42,12 @@ def add_simulate_cli(verbs: Any) -> None:
         "would. The same --seed and --start give byte-identical bodies.",
     )
     add_target_arguments(parser)
-    parser.add_argument("--calls", type=int, help="how many calls (default 100, or --duration)")
+    how_many = parser.add_mutually_exclusive_group()
+    how_many.add_argument("--calls", type=int, help="how many calls (default 100, or --duration)")
     parser.add_argument(
         "--rate", type=float, default=1.0, help="calls starting a second (default 1)"
     )
-    parser.add_argument(
+    how_many.add_argument(
         "--duration", type=float, help="seconds of arrivals: --rate x --duration calls"
     )
     parser.add_argument("--seed", type=int, default=1)
