@@ -123,9 +123,19 @@ def backoff_delay(
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    status: int | None  # None: no HTTP answer (connection lost, timed out)
+    status: int | None  # None: no HTTP answer (connection lost, timed out); body says why
     body: bytes
     retry_after_s: float | None
+
+
+def _why(error: BaseException) -> str:
+    """Why no answer came, never with the URL (some aiohttp errors quote it, and a token may
+    be in its path)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect to {error.host}:{error.port}"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return type(error).__name__
 
 
 class _Poster:
@@ -227,8 +237,8 @@ class _Poster:
                         response.headers.get("Retry-After"), time.time()
                     )
                 return _Answer(response.status, body, retry_after)
-        except (aiohttp.ClientError, TimeoutError):
-            return _Answer(None, b"", None)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return _Answer(None, _why(error).encode(), None)
 
     async def tick(self) -> None:
         while True:
@@ -250,9 +260,9 @@ async def post_deliveries(
     progress: PostProgress | None = None,
 ) -> PostSummary:
     """Post every delivery (read lazily, in ``at_s`` order, each started no earlier than its
-    time) and return the counts. ``on_result`` gets each delivery's final status (None: no HTTP
-    answer) and answer body. Cancelled (Ctrl-C), it stops what is in flight and returns the
-    counts so far with ``interrupted`` set instead of raising."""
+    time) and return the counts. ``on_result`` gets each delivery's final status and answer
+    body (None and why: no HTTP answer). Cancelled (Ctrl-C), it stops what is in flight and
+    returns the counts so far with ``interrupted`` set instead of raising."""
     timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
     connector = aiohttp.TCPConnector(limit=settings.concurrency)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:

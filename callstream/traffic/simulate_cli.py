@@ -19,7 +19,7 @@ import orjson
 from callstream.traffic.plan import CallPlan, FaultRates, merged
 from callstream.traffic.poster import PostSettings, post_deliveries
 from callstream.traffic.progressbar import ProgressBar
-from callstream.traffic.replay_cli import replay_code
+from callstream.traffic.replay_cli import Notes, replay_code
 from callstream.traffic.simulation import Simulation, call_plans
 from callstream.traffic.target import TargetError, add_target_arguments, post_settings
 from callstream.traffic.truth import truth_record
@@ -123,7 +123,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         out = stack.enter_context(args.out.open("wb")) if args.out else None
         bar = stack.enter_context(ProgressBar("simulate"))
         deliveries = merged(planned(teed(call_plans(simulation), out)))
-        summary = asyncio.run(post_deliveries(deliveries, settings, progress=bar))
+        notes = Notes(bar)  # names refusals and failures (why no answer came)
+        summary = asyncio.run(
+            post_deliveries(deliveries, settings, on_result=notes.result, progress=bar)
+        )
     bar.finish(summary, {"calls": calls})
     counts = {
         "calls": calls,

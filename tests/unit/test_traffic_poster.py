@@ -201,3 +201,15 @@ async def test_a_failing_result_callback_is_raised_not_lost() -> None:
     async with scripted_ingress(always(200)) as ingress:
         with pytest.raises(RuntimeError, match="a bug in the caller"):
             await post_deliveries(at(0, 0), settings(ingress.url), on_result=broken)
+
+
+async def test_no_answer_says_why_without_the_url_that_may_hold_a_token() -> None:
+    port = free_port()
+    reasons: list[bytes] = []
+    summary = await post_deliveries(
+        at(0),
+        settings(f"http://127.0.0.1:{port}/webhooks/omicall/{TOKEN}", max_attempts=1),
+        on_result=lambda _d, _status, body: reasons.append(body),
+    )
+    assert summary.failed == 1
+    assert reasons == [f"cannot connect to 127.0.0.1:{port}".encode()]
