@@ -8,7 +8,8 @@ is also the load generator of both figures:
    ceiling on this machine, for reading the next two figures.
 1. **ingest only**: one ingress, no worker, closed loop: webhooks acked per second.
 2. **sustained**: a fresh ingress and topics with a worker folding them, offered rising rates
-   open loop (from 30% of the ingest-only rate, 20% more each step, ``--step-s`` seconds each):
+   open loop (from 30% of the ingest-only rate, 20% more each step, ``--step-s`` seconds each;
+   20% less each step instead when the worker cannot keep up with the first):
    the highest rate the ingress acks (95% of it at least) while the worker keeps up: its lag
    (webhooks acked and not yet folded, ``callstream_worker_events_folded_total``, read every
    250 ms) at most a second's worth all through the step's second half. A first step at the
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,6 +66,7 @@ NO_FAULTS = FaultRates(
 )
 SHARES = (0.25, 0.5, 0.8)  # of the sustained rate, for the latency
 LADDER_FROM, LADDER_FACTOR = 0.3, 1.2  # the offered rates: from 30% of ingest-only, +20% a step
+LADDER_LOW = 0.01  # ... or down from there, when the worker cannot keep up with 30%
 KEPT_UP_S = 1.0  # the worker keeps up while its lag is at most this many seconds' worth
 LAG_EVERY_S = 0.25  # how often a step reads the worker's lag
 POLL_FIRST_S = 0.002  # a followed webhook's /calls polls start this often ...
@@ -240,6 +242,28 @@ class Pipeline:
             await asyncio.sleep(0.1)
 
 
+async def sustained_rate(
+    offer: Callable[[float], Awaitable[Step]], ingest_rate: float
+) -> tuple[float, list[Step]]:
+    """The highest rate offered that the pipeline kept up with, and every step offered: up
+    from 30% of the ingest-only rate until a step falls behind; when the first one does, down
+    until one keeps up (to 1% of it), so a slow worker gives its figure, a missed target."""
+    ladder: list[Step] = []
+    rate = ingest_rate * LADDER_FROM
+    while rate <= ingest_rate * 1.5:
+        ladder.append(await offer(rate))
+        if not ladder[-1].kept_up():
+            break
+        rate *= LADDER_FACTOR
+    while not any(s.kept_up() for s in ladder) and rate / LADDER_FACTOR >= ingest_rate * LADDER_LOW:
+        rate /= LADDER_FACTOR
+        ladder.append(await offer(rate))
+    sustained = max((s.offered for s in ladder if s.kept_up()), default=0.0)
+    if not sustained:
+        raise RuntimeError(f"the pipeline kept up with no rate offered: {ladder}")
+    return sustained, ladder
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=6000, help="calls for the ingest-only rate")
@@ -268,25 +292,23 @@ async def measure(bootstrap: str, tmp: str, args: argparse.Namespace) -> dict[st
     say("ingest only ...")
     with stack(bootstrap, tmp, with_worker=False) as alone:
         deliveries = traffic(args.calls, seed=1)
-        ingest_rate = (await post(deliveries, alone.ingress_url, speed=0, concurrency=64)).rate
-    ladder: list[Step] = []
+        ingest_rate = (
+            await post(deliveries, alone.ingress_url, speed=0, concurrency=args.concurrency)
+        ).rate
     with stack(bootstrap, tmp, with_worker=True) as served:
         async with aiohttp.ClientSession() as session:
             pipeline = Pipeline(served, session, args.concurrency)
-            rate = ingest_rate * LADDER_FROM
             say("warming the worker up ...")
-            await pipeline.step(rate, args.step_s / 2)
+            await pipeline.step(ingest_rate * LADDER_FROM, args.step_s / 2)
             await pipeline.drain()
-            while rate <= ingest_rate * 1.5:
+
+            async def offer(rate: float) -> Step:
                 say(f"offering {rate:,.0f} webhooks/s ...")
-                ladder.append(await pipeline.step(rate, args.step_s))
+                step = await pipeline.step(rate, args.step_s)
                 await pipeline.drain()
-                if not ladder[-1].kept_up():
-                    break
-                rate *= LADDER_FACTOR
-            sustained = max((s.offered for s in ladder if s.kept_up()), default=0.0)
-            if not sustained:
-                raise RuntimeError(f"the pipeline kept up with no rate offered: {ladder}")
+                return step
+
+            sustained, ladder = await sustained_rate(offer, ingest_rate)
             latency = []
             for share in SHARES:
                 say(f"latency at {share:.0%} of {sustained:,.0f}/s ...")

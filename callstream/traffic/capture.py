@@ -127,13 +127,13 @@ async def capture(
     """Write ``topics``' records (names on the cluster) in ``[since_ms, until_ms)`` (epoch ms of
     the records' timestamps; unset: from the beginning, up to the end offsets at the start) to
     ``out`` as capture lines; returns how many."""
+    partitions = await _partitions(bootstrap, topics)  # first: it fails without a broker
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    partitions = await _partitions(bootstrap, topics)
     await consumer.start()
     try:
         consumer.assign(partitions)  # the client learns their leaders before the offset queries

@@ -70,13 +70,14 @@ def plan_call(
         states = bodies.live_states(call)
         at = {"ringing": float(call.start_s), "answered": float(call.start_s + call.ring_s)}
         at["hangup"] = float(end_s)
+        # Reordered as a provider does: a body held up, never one sent before what it tells
+        # happened (the ringing after the answer; the hangup after the CDR made after it).
         if rng.random() < rates.reorder:
             if call.answered and (missing_cdr or rng.random() < 0.5):
-                at["ringing"], at["answered"] = at["answered"], at["ringing"]
+                at["ringing"] = at["answered"] + 0.5
                 faults.append("answered_before_ringing")
             elif not missing_cdr:
-                cdr_at = end_s - 0.5
-                at["hangup"] = float(end_s) + 0.5
+                at["hangup"] = cdr_at + 0.5
                 faults.append("cdr_before_hangup")
         timed += [(at[state], bodies.live_event(call, state)) for state in states]
     disposition = rng.random() < rates.disposition

@@ -55,7 +55,7 @@ class PostSettings:
 @dataclass
 class PostSummary:
     """The counts so far. ``sent``: deliveries started; ``acked``: answered 2xx; ``refused``:
-    a final 4xx; ``failed``: no 2xx after ``max_attempts``; ``retried``: attempts after a
+    a final 4xx or 3xx; ``failed``: no 2xx after ``max_attempts``; ``retried``: attempts after a
     delivery's first; ``by_status``: every HTTP answer, retried ones included."""
 
     sent: int = 0
@@ -98,14 +98,11 @@ class PostProgress(Protocol):
 
 def should_retry(status: int | None) -> bool:
     """A provider's rule: retry a lost connection or timeout (None), a 5xx, 408 and 429;
-    a 2xx is done and any other 4xx is a refusal that a retry would not change."""
-    if status is None:
+    a 2xx is done, and any other answer (a 4xx, a redirect, which is not followed) is a refusal
+    that a retry would not change."""
+    if status is None or status >= 500:
         return True
-    if 200 <= status < 300:
-        return False
-    if 400 <= status < 500:
-        return status in RETRYABLE_4XX
-    return True
+    return status in RETRYABLE_4XX
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -138,9 +135,19 @@ def backoff_delay(
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    status: int | None  # None: no HTTP answer (connection lost, timed out)
+    status: int | None  # None: no HTTP answer (connection lost, timed out); body says why
     body: bytes
     retry_after_s: float | None
+
+
+def _why(error: BaseException) -> str:
+    """Why no answer came, never with the URL (some aiohttp errors quote it, and a token may
+    be in its path)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect to {error.host}:{error.port}"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return type(error).__name__
 
 
 class _Poster:
@@ -242,8 +249,8 @@ class _Poster:
                         response.headers.get("Retry-After"), time.time()
                     )
                 return _Answer(response.status, body, retry_after)
-        except (aiohttp.ClientError, TimeoutError):
-            return _Answer(None, b"", None)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return _Answer(None, _why(error).encode(), None)
 
     async def tick(self) -> None:
         while True:
@@ -265,9 +272,9 @@ async def post_deliveries(
     progress: PostProgress | None = None,
 ) -> PostSummary:
     """Post every delivery (read lazily, in ``at_s`` order, each started no earlier than its
-    time) and return the counts. ``on_result`` gets each delivery's final status (None: no HTTP
-    answer) and answer body. Cancelled (Ctrl-C), it stops what is in flight and returns the
-    counts so far with ``interrupted`` set instead of raising."""
+    time) and return the counts. ``on_result`` gets each delivery's final status and answer
+    body (None and why: no HTTP answer). Cancelled (Ctrl-C), it stops what is in flight and
+    returns the counts so far with ``interrupted`` set instead of raising."""
     timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
     connector = aiohttp.TCPConnector(limit=settings.concurrency)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:

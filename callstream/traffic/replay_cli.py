@@ -30,8 +30,9 @@ def _say(line: str) -> None:
     print(f"callstream: {line}", file=sys.stderr, flush=True)
 
 
-class _Notes:
-    """Skipped lines and refusals, named on stderr up to :data:`NOTES_SHOWN`, all counted."""
+class Notes:
+    """Skipped lines, refusals and failures: named on stderr up to :data:`NOTES_SHOWN`, then
+    only counted."""
 
     def __init__(self, bar: ProgressBar) -> None:
         self.bar = bar
@@ -41,7 +42,9 @@ class _Notes:
     def note(self, line: str) -> None:
         self.shown += 1
         if self.shown <= NOTES_SHOWN:
-            self.bar.console.print(f"callstream: {line}", markup=False, highlight=False)
+            self.bar.console.print(
+                f"callstream: {line}", markup=False, highlight=False, soft_wrap=True
+            )
         elif self.shown == NOTES_SHOWN + 1:
             self.bar.console.print("callstream: more skipped lines or refusals: counted only")
 
@@ -51,11 +54,8 @@ class _Notes:
 
     def result(self, delivery: Delivery, status: int | None, body: bytes) -> None:
         if status is None or not 200 <= status < 300:
-            answer = (
-                "no answer"
-                if status is None
-                else f"refused {status} {body[:300].decode('utf-8', 'replace')}"
-            )
+            text = body[:300].decode("utf-8", "replace")
+            answer = f"no answer ({text})" if status is None else f"refused {status} {text}"
             self.note(f"call {delivery.call_id or '(unknown id)'}: {answer}")
 
 
@@ -77,7 +77,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _say(f"error: {file} is not a file")
         return 2
     with file.open("rb") as lines, ProgressBar("replay") as bar:
-        notes = _Notes(bar)
+        notes = Notes(bar)
         summary = asyncio.run(
             post_deliveries(
                 deliveries(lines, notes.skip), settings, on_result=notes.result, progress=bar

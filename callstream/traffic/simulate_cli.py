@@ -19,7 +19,7 @@ import orjson
 from callstream.traffic.plan import CallPlan, FaultRates, merged
 from callstream.traffic.poster import PostSettings, post_deliveries
 from callstream.traffic.progressbar import ProgressBar
-from callstream.traffic.replay_cli import replay_code
+from callstream.traffic.replay_cli import Notes, replay_code
 from callstream.traffic.simulation import Simulation, call_plans
 from callstream.traffic.target import TargetError, add_target_arguments, post_settings
 from callstream.traffic.truth import truth_record
@@ -42,11 +42,12 @@ def add_simulate_cli(verbs: Any) -> None:
         "would. The same --seed and --start give byte-identical bodies.",
     )
     add_target_arguments(parser)
-    parser.add_argument("--calls", type=int, help="how many calls (default 100, or --duration)")
+    how_many = parser.add_mutually_exclusive_group()
+    how_many.add_argument("--calls", type=int, help="how many calls (default 100, or --duration)")
     parser.add_argument(
         "--rate", type=float, default=1.0, help="calls starting a second (default 1)"
     )
-    parser.add_argument(
+    how_many.add_argument(
         "--duration", type=float, help="seconds of arrivals: --rate x --duration calls"
     )
     parser.add_argument("--seed", type=int, default=1)
@@ -122,7 +123,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         out = stack.enter_context(args.out.open("wb")) if args.out else None
         bar = stack.enter_context(ProgressBar("simulate"))
         deliveries = merged(planned(teed(call_plans(simulation), out)))
-        summary = asyncio.run(post_deliveries(deliveries, settings, progress=bar))
+        notes = Notes(bar)  # names refusals and failures (why no answer came)
+        summary = asyncio.run(
+            post_deliveries(deliveries, settings, on_result=notes.result, progress=bar)
+        )
     bar.finish(summary, {"calls": calls})
     print(orjson.dumps({"calls": calls, **summary.counts()}).decode())
     return replay_code(summary, 0)

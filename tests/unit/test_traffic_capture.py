@@ -4,11 +4,16 @@ record written only once every partition still being read has one to compare."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from aiokafka.structs import TopicPartition
 
+from callstream.kafka.broker import free_port
 from callstream.traffic.capture import BUFFER_PER_PARTITION, Span, _Merge
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -59,3 +64,17 @@ def test_a_partition_holding_enough_is_not_fetched_from() -> None:
     assert merge.full() == {A}
     merge.read_all.add(B)
     assert merge.full() == {A, B}
+
+
+def test_no_broker_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "callstream", "capture", "--out", str(tmp_path / "out.jsonl")],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "callstream: error: KafkaConnectionError" in done.stderr
+    assert "Unclosed" not in done.stderr  # no client left behind to warn about

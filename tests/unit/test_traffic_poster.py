@@ -49,6 +49,8 @@ def at(*times: float) -> list[Delivery]:
     [
         *[(None, True), (200, False), (202, False), (400, False), (401, False), (404, False)],
         *[(413, False), (422, False), (408, True), (429, True), (500, True), (503, True)],
+        # a redirect is not followed (a provider posts to the URL it was given) nor retried
+        *[(301, False), (302, False), (307, False), (308, False)],
     ],
 )
 def test_which_answers_are_retried(status: int | None, retry: bool) -> None:
@@ -199,3 +201,15 @@ async def test_a_failing_result_callback_is_raised_not_lost() -> None:
     async with scripted_ingress(always(200)) as ingress:
         with pytest.raises(RuntimeError, match="a bug in the caller"):
             await post_deliveries(at(0, 0), settings(ingress.url), on_result=broken)
+
+
+async def test_no_answer_says_why_without_the_url_that_may_hold_a_token() -> None:
+    port = free_port()
+    reasons: list[bytes] = []
+    summary = await post_deliveries(
+        at(0),
+        settings(f"http://127.0.0.1:{port}/webhooks/omicall/{TOKEN}", max_attempts=1),
+        on_result=lambda _d, _status, body: reasons.append(body),
+    )
+    assert summary.failed == 1
+    assert reasons == [f"cannot connect to 127.0.0.1:{port}".encode()]
