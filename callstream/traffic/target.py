@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -71,14 +72,32 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def post_settings(args: argparse.Namespace, env: Mapping[str, str]) -> PostSettings:
-    """The poster's settings from :func:`add_target_arguments`' arguments."""
+    """The poster's settings from :func:`add_target_arguments`' arguments, once something
+    listens at the URL."""
     token = resolve_token(args.token, env)
     try:
-        return PostSettings(
+        settings = PostSettings(
             url=checked_url(args.url), token=token, speed=args.speed, concurrency=args.concurrency
         )
     except ValueError as bad:
         raise TargetError(str(bad)) from None
+    check_reachable(settings.url)
+    return settings
+
+
+def check_reachable(url: str, timeout_s: float = 3.0) -> None:
+    """TargetError when nothing listens at ``url``'s host and port: without it every body
+    would be retried for seconds before counting as failed, however many there are."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise TargetError(
+            f"cannot connect to {parts.hostname}:{port} ({reason}): is the ingress running? "
+            "(`make run` starts one at 127.0.0.1:8080)"
+        ) from None
 
 
 def dev_token_path(env: Mapping[str, str]) -> Path:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from callstream.cli import build_parser, main
+from callstream.kafka.broker import free_port
 from callstream.traffic import progressbar
 from callstream.traffic.poster import PostSummary
 from callstream.traffic.progressbar import ProgressBar, live_wanted
@@ -131,3 +132,19 @@ async def test_ctrl_c_prints_the_counts_so_far_and_exits_130(tmp_path: Path) -> 
     assert (counts["sent"], counts["acked"], counts["interrupted"]) == (2, 0, True)
     assert b"replay: interrupted" in err
     assert TOKEN.encode() not in out + err
+
+
+@pytest.mark.parametrize("verb", ["simulate", "replay"])
+def test_without_an_ingress_listening_it_says_so_at_once_and_exits_2(
+    verb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not every body retried for seconds into "failed": one line naming what to start.
+    recording = tmp_path / "calls.jsonl"
+    recording.write_text("{}\n")
+    port = free_port()  # nothing listens there
+    args = ["--url", f"http://127.0.0.1:{port}/webhooks/omicall", "--token", "t" * 20]
+    argv = [verb, *([str(recording)] if verb == "replay" else ["--calls", "3"]), *args]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"cannot connect to 127.0.0.1:{port}" in error
+    assert "t" * 20 not in error
