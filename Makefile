@@ -30,7 +30,7 @@ typecheck: install
 	$(BIN)/mypy $(TYPED)
 
 pytest: kafka-fetch
-	$(BIN)/python -m pytest -m "not reliability"
+	$(BIN)/python -m pytest -m "not reliability" --durations=12
 
 # Slow fault tests (a slowloris against the ingress); more come with the cluster issue.
 test-reliability: kafka-fetch
