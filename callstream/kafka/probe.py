@@ -76,3 +76,88 @@ def broker_answers(host: str, port: int, timeout: float = 2.0) -> bool:
         return bool(metadata_brokers(host, port, timeout))
     except (OSError, ValueError, struct.error):
         return False
+
+
+# DescribeQuorum (KIP-595) asks a controller about the metadata log's quorum; v0 is a flexible
+# version (compact strings and arrays, tagged fields), served by every KRaft controller.
+DESCRIBE_QUORUM_API_KEY = 55
+DESCRIBE_QUORUM_VERSION = 0
+METADATA_TOPIC = b"__cluster_metadata"
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_uvarint(data: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+def _skip_tagged_fields(data: bytes, offset: int) -> int:
+    count, offset = _read_uvarint(data, offset)
+    for _ in range(count):
+        _tag, offset = _read_uvarint(data, offset)
+        size, offset = _read_uvarint(data, offset)
+        offset += size
+    return offset
+
+
+def encode_describe_quorum_request(correlation_id: int) -> bytes:
+    """A size-prefixed DescribeQuorum v0 request for the metadata log's only partition."""
+    header = struct.pack(
+        ">hhih", DESCRIBE_QUORUM_API_KEY, DESCRIBE_QUORUM_VERSION, correlation_id, len(_CLIENT_ID)
+    )
+    header += _CLIENT_ID + _uvarint(0)  # request header v2: no tagged fields
+    partition = struct.pack(">i", 0) + _uvarint(0)
+    topic = _uvarint(len(METADATA_TOPIC) + 1) + METADATA_TOPIC + _uvarint(2) + partition
+    body = _uvarint(2) + topic + _uvarint(0) + _uvarint(0)
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def decode_quorum_leader(response: bytes, correlation_id: int) -> int | None:
+    """The leader's node id from a DescribeQuorum v0 response (without its size prefix); None
+    while the quorum has no leader. Raises ValueError for an error answer."""
+    (got_correlation,) = struct.unpack_from(">i", response, 0)
+    if got_correlation != correlation_id:
+        raise ValueError(f"correlation id {got_correlation}, expected {correlation_id}")
+    offset = _skip_tagged_fields(response, 4)  # response header v1
+    (error_code,) = struct.unpack_from(">h", response, offset)
+    if error_code:
+        raise ValueError(f"DescribeQuorum error code {error_code}")
+    topics, offset = _read_uvarint(response, offset + 2)
+    if topics < 2:
+        raise ValueError("DescribeQuorum answered no topic")
+    name_length, offset = _read_uvarint(response, offset)
+    partitions, offset = _read_uvarint(response, offset + name_length - 1)
+    if partitions < 2:
+        raise ValueError("DescribeQuorum answered no partition")
+    (_index, partition_error, leader_id) = struct.unpack_from(">ihi", response, offset)
+    if partition_error:
+        raise ValueError(f"DescribeQuorum partition error code {partition_error}")
+    return leader_id if leader_id >= 0 else None
+
+
+def quorum_leader(host: str, port: int, timeout: float = 2.0) -> int | None:
+    """The metadata quorum's leader as the controller at ``host:port`` knows it; None when it
+    knows none or does not answer."""
+    correlation_id = 11
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(encode_describe_quorum_request(correlation_id))
+            (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+            return decode_quorum_leader(_read_exactly(sock, size), correlation_id)
+    except (OSError, ValueError, struct.error, IndexError):
+        return None
