@@ -43,46 +43,36 @@ def cmd_kafka_fetch(args: argparse.Namespace) -> int:
 def cmd_kafka_start(args: argparse.Namespace) -> int:
     settings = _kafka_settings()
     data_dir = args.data_dir or settings.data_dir
-    if args.nodes != 1:
-        return _start_cluster(args, settings, data_dir)
+    port = args.port if args.port is not None else settings.port
+    jvm, timeout = settings.jvm, settings.start_timeout
     try:
-        current = broker.start(
-            data_dir,
-            settings.release,
-            port=args.port if args.port is not None else settings.port,
-            jvm=settings.jvm,
-            timeout=settings.start_timeout,
-            progress=_progress,
-        )
-    except broker.AlreadyRunning as running:
+        if args.nodes == 1:
+            single = broker.start(
+                data_dir, settings.release, port=port, jvm=jvm, timeout=timeout, progress=_progress
+            )
+            bootstrap = single.bootstrap
+            ready = f"Kafka is ready at {bootstrap} (pid {single.pid}, data dir {data_dir})"
+        else:
+            nodes = cluster.start(
+                data_dir,
+                settings.release,
+                nodes=args.nodes,
+                port=port,
+                jvm=jvm,
+                timeout=timeout,
+                progress=_progress,
+            )
+            bootstrap = nodes.bootstrap
+            ready = (
+                f"the Kafka cluster is ready at {bootstrap} ({nodes.layout.nodes} nodes, quorum "
+                f"leader node {nodes.quorum_leader}, data dir {data_dir})"
+            )
+    except (broker.AlreadyRunning, cluster.ClusterAlreadyRunning) as running:
         _progress(str(running))
         print(running.status.bootstrap)
         return 0
-    _progress(f"Kafka is ready at {current.bootstrap} (pid {current.pid}, data dir {data_dir})")
-    print(current.bootstrap)
-    return 0
-
-
-def _start_cluster(args: argparse.Namespace, settings: KafkaSettings, data_dir: Path) -> int:
-    try:
-        current = cluster.start(
-            data_dir,
-            settings.release,
-            nodes=args.nodes,
-            port=args.port if args.port is not None else settings.port,
-            jvm=settings.jvm,
-            timeout=settings.start_timeout,
-            progress=_progress,
-        )
-    except cluster.ClusterAlreadyRunning as running:
-        _progress(str(running))
-        print(running.status.bootstrap)
-        return 0
-    _progress(
-        f"the Kafka cluster is ready at {current.bootstrap} ({current.layout.nodes} nodes, "
-        f"quorum leader node {current.quorum_leader}, data dir {data_dir})"
-    )
-    print(current.bootstrap)
+    _progress(ready)
+    print(bootstrap)
     return 0
 
 

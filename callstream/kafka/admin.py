@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from callstream.kafka.probe import metadata
 from callstream.kafka.replication import Replication
 from callstream.kafka.topiccheck import FoundTopic, TopicMismatch, WantedTopic, topic_problems
 from callstream.schemas.topics import TopicSpec
@@ -142,13 +144,32 @@ async def _create_missing(admin: AIOKafkaAdminClient, topics: list[NewTopic]) ->
 async def _wait_visible(
     admin: AIOKafkaAdminClient, partitions: dict[str, int], deadline_s: float = 15.0
 ) -> None:
-    """Creation returns before every broker's metadata shows the topics; wait until it does."""
+    """Creation returns before every broker's metadata shows the topics; wait until each
+    broker's does. Each, not one: aiokafka's admin asks a random broker, and on a cluster one
+    that has not heard of a new topic yet answers that it does not exist (for some 100 ms)."""
+    brokers = [(b["host"], b["port"]) for b in (await admin.describe_cluster())["brokers"]]
+    names = list(partitions)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s
     while True:
-        described = await admin.describe_topics(list(partitions))
-        if all(len(d["partitions"]) == partitions[d["topic"]] for d in described):
+        lacking = [
+            f"{host}:{port}"
+            for host, port in brokers
+            if not await asyncio.to_thread(_shows, host, port, names, partitions)
+        ]
+        if not lacking:
             return
         if loop.time() > deadline:
-            raise TimeoutError(f"topics not visible after {deadline_s:g} s: {sorted(partitions)}")
+            raise TimeoutError(
+                f"topics not visible on {', '.join(lacking)} after {deadline_s:g} s: "
+                f"{sorted(partitions)}"
+            )
         await asyncio.sleep(0.1)
+
+
+def _shows(host: str, port: int, names: list[str], partitions: dict[str, int]) -> bool:
+    """The broker at ``host:port`` knows every one of ``names`` with its partition count."""
+    try:
+        return metadata(host, port, names).topics == partitions
+    except (OSError, ValueError, struct.error):
+        return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 METADATA_API_KEY = 3
@@ -23,18 +24,33 @@ class BrokerInfo:
     port: int
 
 
-def encode_metadata_request(correlation_id: int) -> bytes:
-    """A size-prefixed Metadata v4 request for no topics (brokers only)."""
+@dataclass(frozen=True)
+class Metadata:
+    """A broker's answer: the brokers it knows, and the partition count of each topic asked
+    for that it knows without error (a topic it has not heard of yet is absent)."""
+
+    brokers: list[BrokerInfo]
+    topics: dict[str, int]
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def encode_metadata_request(correlation_id: int, topics: Sequence[str] = ()) -> bytes:
+    """A size-prefixed Metadata v4 request for ``topics`` (none: brokers only)."""
     header = struct.pack(
         ">hhih", METADATA_API_KEY, METADATA_VERSION, correlation_id, len(_CLIENT_ID)
     )
-    body = struct.pack(">i?", 0, False)  # an empty topic list; no auto-creation
+    body = struct.pack(">i", len(topics)) + b"".join(_string(name) for name in topics)
+    body += struct.pack(">?", False)  # no auto-creation
     payload = header + _CLIENT_ID + body
     return struct.pack(">i", len(payload)) + payload
 
 
-def decode_metadata_brokers(response: bytes, correlation_id: int) -> list[BrokerInfo]:
-    """The broker list of a Metadata v4 response (without its size prefix)."""
+def decode_metadata(response: bytes, correlation_id: int) -> Metadata:
+    """A Metadata v4 response (without its size prefix)."""
     (got_correlation, _throttle, count) = struct.unpack_from(">iii", response, 0)
     if got_correlation != correlation_id:
         raise ValueError(f"correlation id {got_correlation}, expected {correlation_id}")
@@ -48,7 +64,31 @@ def decode_metadata_brokers(response: bytes, correlation_id: int) -> list[Broker
         (port, rack_len) = struct.unpack_from(">ih", response, offset)
         offset += 6 + max(rack_len, 0)
         brokers.append(BrokerInfo(node_id, host, port))
-    return brokers
+    (cluster_id_len,) = struct.unpack_from(">h", response, offset)
+    offset += 2 + max(cluster_id_len, 0) + 4  # the cluster id, then the controller id
+    (count,) = struct.unpack_from(">i", response, offset)
+    offset += 4
+    topics: dict[str, int] = {}
+    for _ in range(count):
+        (error_code, name_len) = struct.unpack_from(">hh", response, offset)
+        offset += 4
+        name = response[offset : offset + name_len].decode()
+        offset += name_len + 1  # is_internal
+        (partitions,) = struct.unpack_from(">i", response, offset)
+        offset += 4
+        for _ in range(partitions):
+            offset += 10  # error code, partition index, leader id
+            for _nodes in range(2):  # replicas, in-sync replicas
+                (nodes,) = struct.unpack_from(">i", response, offset)
+                offset += 4 + 4 * nodes
+        if error_code == 0:
+            topics[name] = partitions
+    return Metadata(brokers, topics)
+
+
+def decode_metadata_brokers(response: bytes, correlation_id: int) -> list[BrokerInfo]:
+    """The broker list of a Metadata v4 response (without its size prefix)."""
+    return decode_metadata(response, correlation_id).brokers
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -61,13 +101,19 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def metadata_brokers(host: str, port: int, timeout: float = 2.0) -> list[BrokerInfo]:
-    """Ask ``host:port`` for its brokers; raises OSError/ValueError when it does not answer."""
+def metadata(host: str, port: int, topics: Sequence[str] = (), timeout: float = 2.0) -> Metadata:
+    """Ask ``host:port`` for its brokers and ``topics``; raises OSError/ValueError when it does
+    not answer."""
     correlation_id = 7
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(encode_metadata_request(correlation_id))
+        sock.sendall(encode_metadata_request(correlation_id, topics))
         (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-        return decode_metadata_brokers(_read_exactly(sock, size), correlation_id)
+        return decode_metadata(_read_exactly(sock, size), correlation_id)
+
+
+def metadata_brokers(host: str, port: int, timeout: float = 2.0) -> list[BrokerInfo]:
+    """Ask ``host:port`` for its brokers; raises OSError/ValueError when it does not answer."""
+    return metadata(host, port, timeout=timeout).brokers
 
 
 def broker_answers(host: str, port: int, timeout: float = 2.0) -> bool:

@@ -17,7 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from callstream.kafka.admin import ensure_topics
+from callstream.ingest.app import INGRESS_TOPICS
+from callstream.kafka.admin import ensure_topics, prepare_topics
+from callstream.kafka.replication import Replication
+from callstream.kafka.topiccheck import registry_topics
 from callstream.schemas.topics import CALL_EVENTS, topic
 from tests.cluster_support import NODES, LocalCluster
 from tests.kafka_support import read_topic, wait_while_lacking
@@ -69,6 +72,12 @@ async def test_a_three_node_cluster_replicates_and_survives_a_leader_kill(
     spec = topic(CALL_EVENTS)
     name = spec.full_name(prefix)
     assert await ensure_topics(bootstrap, [spec], prefix) == [name]
+    # Created, then checked at once as the services do: every broker must know them by then
+    # (aiokafka's admin asks a random one).
+    ingress_topics = registry_topics(INGRESS_TOPICS, f"{prefix}in.")
+    prepared = await prepare_topics(bootstrap, ingress_topics, replication_factor=None)
+    assert prepared.replication == Replication(3, 2)
+    assert sorted(prepared.created) == sorted(want.name for want in ingress_topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)

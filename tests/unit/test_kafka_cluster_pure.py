@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from callstream.cli import build_parser
+from callstream.kafka import probe
 from callstream.kafka.admin import new_topic
 from callstream.kafka.broker import NodeConfig, quorum_voters, server_properties
 from callstream.kafka.cluster import ClusterLayout, bootstrap_servers, node_ports
@@ -155,3 +156,20 @@ def test_describe_quorum_answer_gives_the_leader_or_none() -> None:
         decode_quorum_leader(_describe_quorum_response(6, 2), 5)
     with pytest.raises(ValueError, match="partition error"):
         decode_quorum_leader(_describe_quorum_response(5, 2, error=6), 5)
+
+
+def test_metadata_answer_gives_the_topics_each_broker_knows() -> None:
+    def string(text: str) -> bytes:
+        return struct.pack(">h", len(text)) + text.encode()
+
+    request = probe.encode_metadata_request(3, ["a", "bb"])
+    assert request.endswith(struct.pack(">i", 2) + string("a") + string("bb") + b"\x00")
+    broker = struct.pack(">i", 1) + string("127.0.0.1") + struct.pack(">ih", 9092, -1)
+    partition = struct.pack(">hii", 0, 0, 1) + struct.pack(">iiii", 1, 1, 1, 1)
+    known = struct.pack(">h", 0) + string("a") + b"\x00" + struct.pack(">i", 2) + partition * 2
+    unknown = struct.pack(">h", 3) + string("bb") + b"\x00" + struct.pack(">i", 0)
+    response = struct.pack(">iii", 3, 0, 1) + broker + string("cid") + struct.pack(">i", 1)
+    response += struct.pack(">i", 2) + known + unknown
+    answer = probe.decode_metadata(response, 3)
+    assert answer.brokers == [probe.BrokerInfo(1, "127.0.0.1", 9092)]
+    assert answer.topics == {"a": 2}  # "bb": unknown to this broker yet
