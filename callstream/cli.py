@@ -10,7 +10,7 @@ from pathlib import Path
 from callstream import __version__
 from callstream.ingest.auth import AuthConfigError
 from callstream.ingest.server import serve_ingress
-from callstream.kafka import broker
+from callstream.kafka import broker, cluster
 from callstream.kafka.fetch import FetchError, fetch
 from callstream.kafka.java import JavaError
 from callstream.kafka.release import ReleaseError
@@ -43,26 +43,47 @@ def cmd_kafka_fetch(args: argparse.Namespace) -> int:
 def cmd_kafka_start(args: argparse.Namespace) -> int:
     settings = _kafka_settings()
     data_dir = args.data_dir or settings.data_dir
+    port = args.port if args.port is not None else settings.port
+    jvm, timeout = settings.jvm, settings.start_timeout
     try:
-        current = broker.start(
-            data_dir,
-            settings.release,
-            port=args.port if args.port is not None else settings.port,
-            jvm=settings.jvm,
-            timeout=settings.start_timeout,
-            progress=_progress,
-        )
-    except broker.AlreadyRunning as running:
+        if args.nodes == 1:
+            single = broker.start(
+                data_dir, settings.release, port=port, jvm=jvm, timeout=timeout, progress=_progress
+            )
+            bootstrap = single.bootstrap
+            ready = f"Kafka is ready at {bootstrap} (pid {single.pid}, data dir {data_dir})"
+        else:
+            nodes = cluster.start(
+                data_dir,
+                settings.release,
+                nodes=args.nodes,
+                port=port,
+                jvm=jvm,
+                timeout=timeout,
+                progress=_progress,
+            )
+            bootstrap = nodes.bootstrap
+            ready = (
+                f"the Kafka cluster is ready at {bootstrap} ({nodes.layout.nodes} nodes, quorum "
+                f"leader node {nodes.quorum_leader}, data dir {data_dir})"
+            )
+    except (broker.AlreadyRunning, cluster.ClusterAlreadyRunning) as running:
         _progress(str(running))
         print(running.status.bootstrap)
         return 0
-    _progress(f"Kafka is ready at {current.bootstrap} (pid {current.pid}, data dir {data_dir})")
-    print(current.bootstrap)
+    _progress(ready)
+    print(bootstrap)
     return 0
 
 
 def cmd_kafka_stop(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or _kafka_settings().data_dir
+    if cluster.is_cluster(data_dir):
+        if cluster.stop(data_dir, progress=_progress):
+            _progress("the cluster stopped")
+        else:
+            _progress(f"no node of the cluster runs for data dir {data_dir.resolve()}")
+        return 0
     if broker.stop(data_dir, progress=_progress):
         _progress("the broker stopped")
     else:
@@ -70,19 +91,42 @@ def cmd_kafka_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_kafka_status(args: argparse.Namespace) -> int:
-    data_dir = args.data_dir or _kafka_settings().data_dir
-    current = broker.status(data_dir)
+def _node_line(current: broker.BrokerStatus) -> tuple[bool, str]:
+    """Whether the node runs, and how ``status`` says it."""
     if current.running:
         answering = "answering" if current.answering else "not answering yet"
-        print(
+        return True, (
             f"running at {current.bootstrap} (pid {current.pid}, {answering}, "
             f"data dir {current.data_dir})"
         )
-        return 0
     stale = f"; stale pid file (pid {current.stale_pid} is gone)" if current.stale_pid else ""
-    print(f"not running (data dir {current.data_dir}{stale})")
-    return 3  # LSB: program is not running
+    return False, f"not running (data dir {current.data_dir}{stale})"
+
+
+def _cluster_status(data_dir: Path) -> int:
+    """One line for the cluster, one per node. Exit 0 when every node runs, 3 when none does,
+    1 when some do (LSB: dead, with a pid file left)."""
+    current = cluster.status(data_dir)
+    lines = [_node_line(node) for node in current.nodes]
+    up = sum(running for running, _line in lines)
+    leader = f"node {current.quorum_leader}" if current.quorum_leader else "none"
+    state = "running" if up == len(lines) else "not running" if up == 0 else "degraded"
+    print(
+        f"cluster {state} at {current.bootstrap} ({up} of {len(lines)} nodes running, "
+        f"quorum leader {leader}, data dir {current.data_dir})"
+    )
+    for node_id, (_running, line) in enumerate(lines, start=1):
+        print(f"  node {node_id}: {line}")
+    return 0 if up == len(lines) else 3 if up == 0 else 1
+
+
+def cmd_kafka_status(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or _kafka_settings().data_dir
+    if cluster.is_cluster(data_dir):
+        return _cluster_status(data_dir)
+    running, line = _node_line(broker.status(data_dir))
+    print(line)
+    return 0 if running else 3  # LSB: program is not running
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -112,6 +156,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of nodes") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError(f"{count} nodes: choose 1 to 9")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callstream",
@@ -120,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"callstream {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    kafka = verbs.add_parser("kafka", help="the local Apache Kafka broker (KRaft, single node)")
+    kafka = verbs.add_parser(
+        "kafka", help="the local Apache Kafka broker (KRaft, single node or a local cluster)"
+    )
     kafka_verbs = kafka.add_subparsers(dest="kafka_verb", required=True, metavar="ACTION")
     fetch_parser = kafka_verbs.add_parser(
         "fetch",
@@ -139,15 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=None,
-        help="broker port (default 9092, env CALLSTREAM_KAFKA_PORT)",
+        help="broker port (default 9092, env CALLSTREAM_KAFKA_PORT); a cluster's nodes take "
+        "it and the ports after it",
     )
     start_parser.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
+    start_parser.add_argument(
+        "--nodes",
+        type=_node_count,
+        default=1,
+        help="1 (default): a single broker; N: a local KRaft cluster of N broker+controller "
+        "nodes in <data-dir>/node-1..N (replication factor 3 and min.insync.replicas 2 from 3)",
+    )
     start_parser.set_defaults(func=cmd_kafka_start)
-    stop_parser = kafka_verbs.add_parser("stop", help="stop the broker (SIGTERM, then SIGKILL)")
+    stop_parser = kafka_verbs.add_parser(
+        "stop", help="stop the broker, or every node of a cluster (SIGTERM, then SIGKILL)"
+    )
     stop_parser.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
     stop_parser.set_defaults(func=cmd_kafka_stop)
     status_parser = kafka_verbs.add_parser(
-        "status", help="say whether the broker runs and where (exit 3 when not)"
+        "status",
+        help="say whether the broker (or each node of a cluster) runs and where "
+        "(exit 3 when not; 1 when some nodes of a cluster do not)",
     )
     status_parser.add_argument("--data-dir", type=Path, default=None, help=data_dir_help)
     status_parser.set_defaults(func=cmd_kafka_status)

@@ -46,6 +46,17 @@ def env_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
 
 
+def env_replication_factor(env: Mapping[str, str]) -> int | None:
+    """``CALLSTREAM_REPLICATION_FACTOR``: the copies of the topics the services create; unset
+    (None): as many as the cluster has brokers, three at most (callstream/kafka/admin.py)."""
+    if not env.get("CALLSTREAM_REPLICATION_FACTOR", "").strip():
+        return None
+    factor = env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1)
+    if factor < 1:
+        raise SettingsError(f"CALLSTREAM_REPLICATION_FACTOR={factor} must be at least 1")
+    return factor
+
+
 def env_float(env: Mapping[str, str], name: str, default: float) -> float:
     """A finite number variable; empty or unset gives ``default``. ``nan`` and ``inf`` parse as
     floats but are no setting: NaN passes every ``<= 0`` check, and as a timer's delay it breaks
@@ -108,7 +119,7 @@ class KafkaSettings:
             data_dir=env_kafka_data_dir(env),
             port=env_int(env, "CALLSTREAM_KAFKA_PORT", 9092),
             jvm=JvmSettings(
-                heap=env.get("CALLSTREAM_KAFKA_HEAP", "").strip() or "1g",
+                heap=env.get("CALLSTREAM_KAFKA_HEAP", "").strip() or None,
                 extra=tuple(shlex.split(env.get("CALLSTREAM_KAFKA_JAVA_OPTS", ""))),
             ),
             start_timeout=env_float(env, "CALLSTREAM_KAFKA_START_TIMEOUT", 60.0),

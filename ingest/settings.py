@@ -15,6 +15,7 @@ from callstream.settings import (
     env_float,
     env_int,
     env_log_level,
+    env_replication_factor,
 )
 
 
@@ -34,7 +35,7 @@ class IngressSettings:
     ready_window_s: float = 10.0
     log_requests: bool = False
     log_level: str = "INFO"
-    replication_factor: int = 1
+    replication_factor: int | None = None  # None: the cluster's brokers, 3 at most
     header_timeout_s: float = 10.0  # a request's line and headers, from its first byte
     body_timeout_s: float = 30.0  # the whole body, once the headers are in
     keepalive_timeout_s: float = 75.0  # an idle keep-alive connection between requests
@@ -61,7 +62,7 @@ class IngressSettings:
             linger_ms=env_int(env, "CALLSTREAM_INGEST_LINGER_MS", 0),
             log_requests=env_bool(env, "CALLSTREAM_LOG_REQUESTS", default=False),
             log_level=env_log_level(env),
-            replication_factor=env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1),
+            replication_factor=env_replication_factor(env),
             header_timeout_s=env_float(env, "CALLSTREAM_HEADER_TIMEOUT", 10.0),
             body_timeout_s=env_float(env, "CALLSTREAM_BODY_TIMEOUT", 30.0),
             keepalive_timeout_s=env_float(env, "CALLSTREAM_KEEPALIVE_TIMEOUT", 75.0),

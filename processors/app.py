@@ -98,7 +98,8 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         web_router_enabled=False,
         web_tables_enabled=False,
         topic_partitions=partitions,
-        topic_replication_factor=settings.replication_factor,
+        # run_worker resolves None (the cluster's brokers, 3 at most) before it makes the app.
+        topic_replication_factor=settings.replication_factor or 1,
         processing_guarantee="at_least_once",
         producer_acks=-1,
         # Nothing waits on a single send, so let records share batches: fewer, larger requests.

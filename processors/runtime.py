@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -57,14 +58,15 @@ def worker_topics(settings: WorkerSettings) -> list[WantedTopic]:
     return registry_topics([spec.name for spec in TOPICS], settings.topic_prefix) + internal
 
 
-def prepare_worker_topics(settings: WorkerSettings) -> None:
+def prepare_worker_topics(settings: WorkerSettings) -> int:
     """Create the worker's missing topics and check them all; waits (bounded) for the broker
-    to answer. Raises TopicMismatch when a topic is wrong: the worker must not start."""
+    to answer. Returns the replication factor used, for the topics faust creates itself.
+    Raises TopicMismatch when a topic is wrong: the worker must not start."""
     deadline = time.monotonic() + TOPICS_DEADLINE_S
     wanted = worker_topics(settings)
     while True:
         try:
-            created = asyncio.run(
+            prepared = asyncio.run(
                 prepare_topics(settings.bootstrap_servers, wanted, settings.replication_factor)
             )
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -73,9 +75,9 @@ def prepare_worker_topics(settings: WorkerSettings) -> None:
             log.warning("waiting for Kafka to create topics: %r", exc)
             time.sleep(1.0)
             continue
-        if created:
-            log.info("created topics: %s", ", ".join(created))
-        return
+        if prepared.created:
+            log.info("created topics: %s", ", ".join(prepared.created))
+        return prepared.replication.factor
 
 
 def logging_config(level: str) -> dict[str, Any]:
@@ -108,8 +110,8 @@ def run_worker(settings: WorkerSettings) -> None:
     the installed faust lacks a name the worker needs."""
     check_private_api()
     configure_json_logging(settings.log_level)  # until faust's Worker applies logging_config
-    prepare_worker_topics(settings)
-    app = create_worker_app(settings)
+    factor = prepare_worker_topics(settings)
+    app = create_worker_app(replace(settings, replication_factor=factor))
     worker = faust.Worker(
         app,
         loglevel=settings.log_level.lower(),

@@ -18,8 +18,8 @@ from callstream.settings import (
     SettingsError,
     env_bootstrap,
     env_float,
-    env_int,
     env_log_level,
+    env_replication_factor,
 )
 
 log = logging.getLogger("callstream.processors")
@@ -35,7 +35,7 @@ class WorkerSettings:
     app_id: str = "callstream-worker"
     store: str = "rocksdb://"
     data_dir: Path = Path(".cache/worker-data")
-    replication_factor: int = 1
+    replication_factor: int | None = None  # None: the cluster's brokers, 3 at most
     fold: FoldSettings = field(default_factory=FoldSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
     timer_interval_s: float = 10.0
@@ -73,7 +73,7 @@ class WorkerSettings:
             app_id=env.get("CALLSTREAM_APP_ID", "").strip() or f"{prefix}callstream-worker",
             store=STORES[store_name],
             data_dir=Path(env.get("CALLSTREAM_DATA_DIR", "").strip() or ".cache/worker-data"),
-            replication_factor=env_int(env, "CALLSTREAM_REPLICATION_FACTOR", 1),
+            replication_factor=env_replication_factor(env),
             fold=FoldSettings(
                 cdr_timeout_ms=int(env_float(env, "CALLSTREAM_CDR_TIMEOUT_S", 900) * 1000),
                 stale_timeout_ms=int(env_float(env, "CALLSTREAM_STALE_TIMEOUT_S", 14400) * 1000),

@@ -1,8 +1,11 @@
-"""Shared fixtures: one Kafka broker for the whole session, unique topics per test.
+"""Shared fixtures: one Kafka broker for the whole session, unique topics per test, and a
+three-node cluster for the tests that ask for one.
 
 The broker comes from, in order: ``KAFKA_BOOTSTRAP_SERVERS``; testcontainers' Kafka (the
 official apache/kafka image at the pinned version) when a Docker engine answers; else the
-project's own launcher on a free port with a temporary data dir, stopped at the end.
+project's own launcher on a free port with a temporary data dir, stopped at the end. The
+cluster is always the project's own (``callstream kafka start --nodes 3``): its tests kill its
+processes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from callstream.kafka.fetch import fetch
 from callstream.kafka.local import temporary_broker
 from callstream.kafka.release import KafkaRelease
 from callstream.settings import KafkaSettings
+from tests.cluster_support import LocalCluster, local_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,6 +103,18 @@ def kafka_bootstrap(
         return
     with temporary_broker(kafka_settings, tmp_path_factory.mktemp("kafka-session")) as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(
+    kafka_release: KafkaRelease, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """A local three-node KRaft cluster (replication factor 3, min.insync.replicas 2), started
+    by the first test that asks for it and stopped at the end of the session. A test that stops
+    or kills a node starts it again (``kafka_cluster.start()``) before it ends."""
+    env = dict(os.environ)
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    yield from local_cluster(tmp_path_factory.mktemp("kafka-cluster"), env)
 
 
 TopicFactory = Callable[..., Awaitable[str]]

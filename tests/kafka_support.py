@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
@@ -57,3 +58,14 @@ async def read_topic(
         return None if len(records) >= expect else f"{len(records)} of {expect} records"
 
     return await read_until(bootstrap, topic, missing, deadline_s=deadline_s, settle_s=settle_s)
+
+
+async def wait_while_lacking(
+    check: Callable[[], Awaitable[str | None]], what: str, deadline_s: float = 90
+) -> None:
+    """Await ``check()`` until it returns None (nothing lacking); raises with its last answer."""
+    deadline = time.monotonic() + deadline_s
+    while (lack := await check()) is not None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} after {deadline_s} s: {lack}")
+        await asyncio.sleep(0.2)

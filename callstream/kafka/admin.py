@@ -6,69 +6,94 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from callstream.kafka.probe import metadata
+from callstream.kafka.replication import Replication
 from callstream.kafka.topiccheck import FoundTopic, TopicMismatch, WantedTopic, topic_problems
 from callstream.schemas.topics import TopicSpec
 
-# aiokafka's NewTopic cannot ask for the cluster's default (-1), so callers say it; 1 suits the
-# single local broker, a production cluster wants 3 (CALLSTREAM_REPLICATION_FACTOR).
-DEFAULT_REPLICATION = 1
 CLEANUP_POLICY = "cleanup.policy"
+MIN_INSYNC = "min.insync.replicas"
 
 
-def new_topic(want: WantedTopic, replication_factor: int) -> NewTopic:
-    """The creation request of ``want``."""
+def new_topic(want: WantedTopic, replication: Replication) -> NewTopic:
+    """The creation request of ``want``. ``min.insync.replicas`` is set on replicated topics
+    only: a single broker's topics keep the broker's default, as they always did."""
     configs = {CLEANUP_POLICY: want.cleanup_policy}
     if want.retention_ms is not None:
         configs["retention.ms"] = str(want.retention_ms)
+    if replication.factor > 1:
+        configs[MIN_INSYNC] = str(replication.min_insync)
     return NewTopic(
         want.name,
         num_partitions=want.partitions,
-        replication_factor=replication_factor,
+        replication_factor=replication.factor,
         topic_configs=configs,
     )
+
+
+async def replication_for(admin: AIOKafkaAdminClient, factor: int | None) -> Replication:
+    """``factor`` copies (CALLSTREAM_REPLICATION_FACTOR), or when None as many as the cluster
+    has brokers, three at most: 1 on the single local broker, 3 on the local cluster. aiokafka's
+    NewTopic cannot ask for the cluster's own default (-1), so the count is asked instead."""
+    if factor is not None:
+        return Replication.of_factor(factor)
+    described = await admin.describe_cluster()
+    return Replication.for_brokers(len(described["brokers"]))
 
 
 async def ensure_topics(
     bootstrap_servers: str,
     specs: Iterable[TopicSpec],
     prefix: str = "",
-    replication_factor: int = DEFAULT_REPLICATION,
+    replication_factor: int | None = None,
 ) -> list[str]:
-    """Create those of ``specs`` (named with ``prefix``) that do not exist; returns their names."""
-    topics = [
-        new_topic(WantedTopic.from_spec(spec, prefix, joined=False), replication_factor)
-        for spec in specs
-    ]
+    """Create those of ``specs`` (named with ``prefix``) that do not exist; returns their names.
+    ``replication_factor`` None: see :func:`replication_for`."""
     admin = await _admin(bootstrap_servers)
     try:
+        replication = await replication_for(admin, replication_factor)
+        topics = [
+            new_topic(WantedTopic.from_spec(spec, prefix, joined=False), replication)
+            for spec in specs
+        ]
         return await _create_missing(admin, topics)
     finally:
         await admin.close()
 
 
+@dataclass(frozen=True)
+class PreparedTopics:
+    """What :func:`prepare_topics` did: the topics it created, with how many copies."""
+
+    created: list[str]
+    replication: Replication
+
+
 async def prepare_topics(
-    bootstrap_servers: str, wanted: Sequence[WantedTopic], replication_factor: int
-) -> list[str]:
-    """Create those of ``wanted`` that do not exist, then check them all; returns the names
-    created. Raises TopicMismatch, naming each problem and its fix, when one is wrong."""
+    bootstrap_servers: str, wanted: Sequence[WantedTopic], replication_factor: int | None
+) -> PreparedTopics:
+    """Create those of ``wanted`` that do not exist, then check them all. Raises TopicMismatch,
+    naming each problem and its fix, when one is wrong. ``replication_factor`` None: see
+    :func:`replication_for`."""
     admin = await _admin(bootstrap_servers)
     try:
-        created = await _create_missing(
-            admin, [new_topic(want, replication_factor) for want in wanted]
-        )
+        replication = await replication_for(admin, replication_factor)
+        created = await _create_missing(admin, [new_topic(want, replication) for want in wanted])
         found = await found_topics(admin, [want.name for want in wanted])
     finally:
         await admin.close()
     problems = topic_problems(wanted, found, bootstrap_servers)
     if problems:
         raise TopicMismatch(problems)
-    return created
+    return PreparedTopics(created, replication)
 
 
 async def found_topics(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, FoundTopic]:
@@ -119,13 +144,32 @@ async def _create_missing(admin: AIOKafkaAdminClient, topics: list[NewTopic]) ->
 async def _wait_visible(
     admin: AIOKafkaAdminClient, partitions: dict[str, int], deadline_s: float = 15.0
 ) -> None:
-    """Creation returns before every broker's metadata shows the topics; wait until it does."""
+    """Creation returns before every broker's metadata shows the topics; wait until each
+    broker's does. Each, not one: aiokafka's admin asks a random broker, and on a cluster one
+    that has not heard of a new topic yet answers that it does not exist (for some 100 ms)."""
+    brokers = [(b["host"], b["port"]) for b in (await admin.describe_cluster())["brokers"]]
+    names = list(partitions)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s
     while True:
-        described = await admin.describe_topics(list(partitions))
-        if all(len(d["partitions"]) == partitions[d["topic"]] for d in described):
+        lacking = [
+            f"{host}:{port}"
+            for host, port in brokers
+            if not await asyncio.to_thread(_shows, host, port, names, partitions)
+        ]
+        if not lacking:
             return
         if loop.time() > deadline:
-            raise TimeoutError(f"topics not visible after {deadline_s:g} s: {sorted(partitions)}")
+            raise TimeoutError(
+                f"topics not visible on {', '.join(lacking)} after {deadline_s:g} s: "
+                f"{sorted(partitions)}"
+            )
         await asyncio.sleep(0.1)
+
+
+def _shows(host: str, port: int, names: list[str], partitions: dict[str, int]) -> bool:
+    """The broker at ``host:port`` knows every one of ``names`` with its partition count."""
+    try:
+        return metadata(host, port, names).topics == partitions
+    except (OSError, ValueError, struct.error):
+        return False

@@ -2,7 +2,9 @@
 
 Everything about one broker lives in its data directory: ``server.properties``, ``logs/`` (the
 Kafka log dirs, formatted on first start), ``kafka.log`` (its output), ``kafka.pid`` and
-``broker.json`` (pid and address, for ``status`` and ``stop``).
+``broker.json`` (pid and address, for ``status`` and ``stop``). A local cluster
+(``callstream/kafka/cluster.py``) is N such nodes, one per sub-directory, started and stopped
+with the pieces here.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from callstream.kafka.java import checked_java
 from callstream.kafka.probe import broker_answers
 from callstream.kafka.release import KafkaRelease
+from callstream.kafka.replication import SINGLE, Replication
 from callstream.progress import Progress, silent
 
 HOST = "127.0.0.1"
+# One broker alone may take a gigabyte; each node of a local cluster half of that, so three fit
+# beside the services on a 2-core, 24 GB machine. CALLSTREAM_KAFKA_HEAP overrides both.
+SINGLE_HEAP = "1g"
+CLUSTER_NODE_HEAP = "512m"
 
 
 class BrokerError(RuntimeError):
@@ -63,6 +70,11 @@ class BrokerPaths:
     def lock_file(self) -> Path:
         return self.data_dir / ".lock"
 
+    @property
+    def cluster_file(self) -> Path:
+        """Present when the data dir holds a local cluster (its nodes in ``node-<id>/``)."""
+        return self.data_dir / "cluster.json"
+
 
 @dataclass(frozen=True)
 class BrokerStatus:
@@ -82,17 +94,22 @@ class BrokerStatus:
 
 @dataclass(frozen=True)
 class JvmSettings:
-    """Heap and extra flags. Defaults suit a 2-core, 24 GB machine shared with the services."""
+    """Heap and extra flags. Defaults suit a 2-core, 24 GB machine shared with the services.
+    ``heap`` None: SINGLE_HEAP for a single broker, CLUSTER_NODE_HEAP per node of a cluster."""
 
-    heap: str = "1g"
+    heap: str | None = None
     extra: tuple[str, ...] = ()
+
+    def with_default_heap(self, heap: str) -> JvmSettings:
+        return self if self.heap else replace(self, heap=heap)
 
 
 def jvm_options(settings: JvmSettings) -> list[str]:
     """JVM flags: a fixed heap (no resize pauses), G1 with short pauses, die on OOM."""
+    heap = settings.heap or SINGLE_HEAP
     return [
-        f"-Xms{settings.heap}",
-        f"-Xmx{settings.heap}",
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-XX:InitiatingHeapOccupancyPercent=35",
@@ -110,12 +127,40 @@ def jvm_options(settings: JvmSettings) -> list[str]:
     ]
 
 
-def server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
-    """The broker's configuration: one combined node, loopback only, replication factor 1."""
+def quorum_voters(controller_ports: Sequence[int]) -> str:
+    """``controller.quorum.voters`` of nodes 1..N listening on ``controller_ports`` in order.
+    A static quorum (kraft.version 0): Kafka 4.0 still takes it, and it needs no voter set at
+    format time, unlike the dynamic quorum's --initial-controllers."""
+    return ",".join(
+        f"{node_id}@{HOST}:{port}" for node_id, port in enumerate(controller_ports, start=1)
+    )
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One combined broker+controller: its id, ports, the quorum it votes in, and the copies
+    its cluster's default and internal topics keep."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    voters: str
+    replication: Replication = SINGLE
+
+    @classmethod
+    def single(cls, port: int, controller_port: int) -> NodeConfig:
+        """The lone node of ``callstream kafka start``: its own quorum, one copy of each topic."""
+        return cls(1, port, controller_port, quorum_voters([controller_port]))
+
+
+def server_properties(node: NodeConfig, log_dirs: Path) -> str:
+    """A node's configuration: combined broker+controller, loopback only."""
+    port, controller_port = node.port, node.controller_port
+    factor, min_isr = str(node.replication.factor), str(node.replication.min_insync)
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{HOST}:{controller_port}",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": node.voters,
         "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -123,15 +168,17 @@ def server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(log_dirs),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": factor,
+        "min.insync.replicas": min_isr,
+        # Kafka's default, said aloud: a replica that missed writes never becomes leader.
+        "unclean.leader.election.enable": "false",
+        "offsets.topic.replication.factor": factor,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": factor,
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "4",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": factor,
+        "share.coordinator.state.topic.min.isr": min_isr,
         # Consumer groups start at once instead of waiting 3 s for more members.
         "group.initial.rebalance.delay.ms": "0",
         # A restart on the same data dir waits out the old registration's session; keep it short.
@@ -247,7 +294,7 @@ def log_tail(paths: BrokerPaths, lines: int = 25) -> str:
 
 
 @contextlib.contextmanager
-def _data_dir_lock(paths: BrokerPaths) -> Iterator[None]:
+def data_dir_lock(paths: BrokerPaths) -> Iterator[None]:
     """Serialise start/stop on one data dir (two `start`s at once must not both launch)."""
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     with paths.lock_file.open("w") as handle:
@@ -269,10 +316,34 @@ class AlreadyRunning(BrokerError):
         self.status = current
 
 
+def checked_status(paths: BrokerPaths, progress: Progress) -> BrokerStatus:
+    """The node's status, its stale pid file (a process that is gone) removed."""
+    current = status(paths.data_dir)
+    if current.stale_pid is not None:
+        progress(f"removing a stale pid file ({paths.pid_file}: pid {current.stale_pid} is gone)")
+        paths.pid_file.unlink(missing_ok=True)
+    return current
+
+
+def require_free_port(port: int) -> None:
+    if port_in_use(port):
+        raise BrokerError(
+            f"port {port} on {HOST} is already in use by another program: "
+            "stop it or choose another with --port"
+        )
+
+
+def require_fetched(release: KafkaRelease) -> None:
+    if not release.manifest.is_file():
+        raise BrokerError(
+            f"Kafka {release.version} is not fetched yet ({release.cache_dir}): "
+            "run `callstream kafka fetch`"
+        )
+
+
 def _format_storage(
-    java: str, release: KafkaRelease, paths: BrokerPaths, progress: Progress
+    java: str, release: KafkaRelease, paths: BrokerPaths, cluster_id: str, progress: Progress
 ) -> None:
-    cluster_id = new_cluster_id()
     progress(f"formatting KRaft storage in {paths.log_dirs} (cluster id {cluster_id})")
     command = [java, "-cp", release.classpath, "kafka.tools.StorageTool", "format"]
     command += ["-t", cluster_id, "-c", str(paths.config), "--ignore-formatted"]
@@ -282,24 +353,80 @@ def _format_storage(
         raise BrokerError("formatting KRaft storage failed:\n" + "\n".join(output))
 
 
-def _wait_until_ready(
-    process: subprocess.Popen[bytes], paths: BrokerPaths, port: int, timeout: float
+@dataclass(frozen=True)
+class Launched:
+    """A node process this call started, and what to call it in messages."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    paths: BrokerPaths
+
+
+def launch_node(
+    name: str,
+    paths: BrokerPaths,
+    node: NodeConfig,
+    *,
+    java: str,
+    release: KafkaRelease,
+    jvm: JvmSettings,
+    cluster_id: str,
+    progress: Progress,
+) -> Launched:
+    """Write the node's config, format its storage on first start (with ``cluster_id``), start
+    it in the background and record its pid and address."""
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(server_properties(node, paths.log_dirs))
+    if not (paths.log_dirs / "meta.properties").is_file():
+        _format_storage(java, release, paths, cluster_id, progress)
+    progress(f"starting Kafka {release.version} on {HOST}:{node.port} (log: {paths.output_log})")
+    command = [java, *jvm_options(jvm), "-cp", release.classpath, "kafka.Kafka", str(paths.config)]
+    with paths.output_log.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.data_dir,
+            start_new_session=True,  # Ctrl-C in the caller's terminal must not reach it
+        )
+    paths.pid_file.write_text(f"{process.pid}\n")
+    state = {"pid": process.pid, "port": node.port, "kafka_version": release.version}
+    paths.state_file.write_text(json.dumps(state) + "\n")
+    return Launched(name, process, paths)
+
+
+def wait_until_ready(
+    launched: Sequence[Launched], lacking: Callable[[], str | None], timeout: float
 ) -> None:
+    """Wait until ``lacking`` finds nothing missing (it says what is, or None). A node that
+    exits, or the deadline, stops every node launched and raises BrokerError with its log."""
     deadline = time.monotonic() + timeout
+    lack: str | None = "not asked yet"
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BrokerError(
-                f"the broker exited with code {process.returncode} while starting; "
-                f"last lines of {paths.output_log}:\n{log_tail(paths)}"
-            )
-        if broker_answers(HOST, port, timeout=1.0):
+        for node in launched:
+            if node.process.poll() is not None:
+                _abandon(launched)
+                raise BrokerError(
+                    f"{node.name} exited with code {node.process.returncode} while starting; "
+                    f"last lines of {node.paths.output_log}:\n{log_tail(node.paths)}"
+                )
+        lack = lacking()
+        if lack is None:
             return
         time.sleep(0.2)
-    _terminate(process.pid, grace=10.0)
-    raise BrokerError(
-        f"the broker did not answer a metadata request on {HOST}:{port} within {timeout:.0f} s "
-        f"and was stopped; last lines of {paths.output_log}:\n{log_tail(paths)}"
+    _abandon(launched)
+    logs = "\n".join(
+        f"last lines of {node.paths.output_log}:\n{log_tail(node.paths)}" for node in launched
     )
+    raise BrokerError(f"not ready within {timeout:.0f} s ({lack}) and stopped; {logs}")
+
+
+def _abandon(launched: Sequence[Launched]) -> None:
+    """Stop the nodes a failed start launched and forget their pids."""
+    _terminate([node.process.pid for node in launched], grace=10.0)
+    for node in launched:
+        node.paths.pid_file.unlink(missing_ok=True)
 
 
 def start(
@@ -314,95 +441,91 @@ def start(
     """Start the broker in the background and wait until it answers a metadata request.
 
     Raises AlreadyRunning when it already runs, BrokerError for a port in use, a missing cache,
-    no Java, or a broker that exits or stays silent past ``timeout`` seconds.
+    no Java, a data dir holding a cluster, or a broker that exits or stays silent past
+    ``timeout`` seconds.
     """
     paths = BrokerPaths(data_dir.resolve())
-    with _data_dir_lock(paths):
-        current = status(paths.data_dir)
+    with data_dir_lock(paths):
+        if paths.cluster_file.is_file():
+            raise BrokerError(
+                f"{paths.data_dir} holds a local cluster ({paths.cluster_file}): "
+                "start it with --nodes, or use another --data-dir"
+            )
+        current = checked_status(paths, progress)
         if current.running:
             raise AlreadyRunning(current)
-        if current.stale_pid is not None:
-            progress(
-                f"removing a stale pid file ({paths.pid_file}: pid {current.stale_pid} is gone)"
-            )
-            paths.pid_file.unlink(missing_ok=True)
-        if port_in_use(port):
-            raise BrokerError(
-                f"port {port} on {HOST} is already in use by another program: "
-                "stop it or choose another with --port"
-            )
-        if not release.manifest.is_file():
-            raise BrokerError(
-                f"Kafka {release.version} is not fetched yet ({release.cache_dir}): "
-                "run `callstream kafka fetch`"
-            )
+        require_free_port(port)
+        require_fetched(release)
         java = checked_java()
-        controller_port = free_port()
-        paths.config.write_text(server_properties(port, controller_port, paths.log_dirs))
-        if not (paths.log_dirs / "meta.properties").is_file():
-            _format_storage(java, release, paths, progress)
-        progress(f"starting Kafka {release.version} on {HOST}:{port} (log: {paths.output_log})")
-        command = [
-            java,
-            *jvm_options(jvm),
-            "-cp",
-            release.classpath,
-            "kafka.Kafka",
-            str(paths.config),
-        ]
-        with paths.output_log.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=paths.data_dir,
-                start_new_session=True,  # Ctrl-C in the caller's terminal must not reach it
-            )
-        paths.pid_file.write_text(f"{process.pid}\n")
-        state = {"pid": process.pid, "port": port, "kafka_version": release.version}
-        paths.state_file.write_text(json.dumps(state) + "\n")
-        try:
-            _wait_until_ready(process, paths, port, timeout)
-        except BrokerError:
-            paths.pid_file.unlink(missing_ok=True)
-            raise
+        launched = launch_node(
+            "the broker",
+            paths,
+            NodeConfig.single(port, free_port()),
+            java=java,
+            release=release,
+            jvm=jvm,
+            cluster_id=new_cluster_id(),
+            progress=progress,
+        )
+
+        def lacking() -> str | None:
+            answers = broker_answers(HOST, port, timeout=1.0)
+            return None if answers else f"no answer to a metadata request on {HOST}:{port}"
+
+        wait_until_ready([launched], lacking, timeout)
         return BrokerStatus(
-            paths.data_dir, running=True, pid=process.pid, port=port, answering=True
+            paths.data_dir, running=True, pid=launched.process.pid, port=port, answering=True
         )
 
 
-def _terminate(pid: int, grace: float) -> bool:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL. True when it stopped within grace."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+def _terminate(pids: Sequence[int], grace: float) -> list[int]:
+    """SIGTERM to all, wait up to ``grace`` seconds, then SIGKILL to those left; returns those.
+    All at once: the nodes of a cluster shut down cleanly only while their quorum lasts (the
+    last of three stopped alone waits for a controller until it is killed)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _process_alive(pid):
-            return True
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        for pid in left:
+            _reap(pid)
+        left = [pid for pid in left if _process_alive(pid)]
+        if left:
+            time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     kill_deadline = time.monotonic() + 10.0
-    while _process_alive(pid) and time.monotonic() < kill_deadline:
-        _reap(pid)
+    while any(_process_alive(pid) for pid in left) and time.monotonic() < kill_deadline:
+        for pid in left:
+            _reap(pid)
         time.sleep(0.05)
-    return False
+    return left
+
+
+def stop_nodes(nodes: Sequence[tuple[str, BrokerPaths]], grace: float, progress: Progress) -> bool:
+    """Stop the running ones of ``nodes`` (named, their data dir locked by the caller), all at
+    once; False when none was running."""
+    running: dict[int, tuple[str, BrokerPaths]] = {}
+    for name, paths in nodes:
+        current = status(paths.data_dir)
+        if current.running and current.pid is not None:
+            progress(f"stopping {name} (pid {current.pid}) with SIGTERM")
+            running[current.pid] = (name, paths)
+        else:
+            if current.stale_pid is not None:
+                progress(f"removing a stale pid file (pid {current.stale_pid} is gone)")
+            paths.pid_file.unlink(missing_ok=True)
+    for pid in _terminate(list(running), grace):
+        progress(f"{running[pid][0]} did not stop within {grace:.0f} s and was killed (SIGKILL)")
+    for _name, paths in running.values():
+        paths.pid_file.unlink(missing_ok=True)
+    return bool(running)
 
 
 def stop(data_dir: Path, *, grace: float = 30.0, progress: Progress = silent) -> bool:
     """Stop the broker of ``data_dir`` cleanly; False when none was running."""
     paths = BrokerPaths(data_dir.resolve())
-    with _data_dir_lock(paths):
-        current = status(paths.data_dir)
-        if not current.running or current.pid is None:
-            if current.stale_pid is not None:
-                progress(f"removing a stale pid file (pid {current.stale_pid} is gone)")
-            paths.pid_file.unlink(missing_ok=True)
-            return False
-        progress(f"stopping the broker (pid {current.pid}) with SIGTERM")
-        if not _terminate(current.pid, grace):
-            progress(f"the broker did not stop within {grace:.0f} s and was killed (SIGKILL)")
-        paths.pid_file.unlink(missing_ok=True)
-        return True
+    with data_dir_lock(paths):
+        return stop_nodes([("the broker", paths)], grace, progress)

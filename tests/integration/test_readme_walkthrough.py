@@ -32,6 +32,13 @@ RUN_ELSEWHERE = {
         "an existing cluster: tests/conftest.py runs the suite on KAFKA_BOOTSTRAP_SERVERS"
     ),
     "callstream up": "started here and by tests/integration/test_up.py",
+    **{
+        f"callstream kafka {verb} --data-dir .cache/kafka-cluster": (
+            "tests/conftest.py's kafka_cluster runs it on free ports and a temporary data dir "
+            "(tests/integration/test_kafka_cluster.py)"
+        )
+        for verb in ("start --nodes 3 --port 19092", "status", "stop")
+    },
 }
 
 

@@ -5,9 +5,7 @@ call centre's calls in progress."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from callstream.schemas.calls import CallState
 from tests.callstate_truth import describe, folded, state_mismatches
 from tests.integration.ingress_support import ingress_settings, running_ingress
 from tests.integration.worker_support import Worker, call_events, post_all, worker_process
+from tests.kafka_support import wait_while_lacking
 
 Answer = tuple[int, dict[str, str], Any]
 
@@ -28,15 +27,6 @@ async def get(session: aiohttp.ClientSession, worker: Worker, path: str) -> Answ
         body = await response.read()
         headers = {name: value for name, value in response.headers.items() if name.startswith("X-")}
         return response.status, headers, msgspec.json.decode(body) if body else None
-
-
-async def wait_until(check: Callable[[], Any], what: str, deadline_s: float = 90) -> None:
-    """Await ``check()`` until it returns None (nothing lacking); raises with its last answer."""
-    deadline = time.monotonic() + deadline_s
-    while (lack := await check()) is not None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} after {deadline_s} s: {lack}")
-        await asyncio.sleep(0.2)
 
 
 async def test_two_workers_answer_every_call_alike(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -73,7 +63,7 @@ async def test_two_workers_answer_every_call_alike(kafka_bootstrap: str, tmp_pat
                         return f"worker on port {worker.web_port}: {lack}"
                 return None
 
-            await wait_until(unanswered, "/calls/{id} from both workers")
+            await wait_while_lacking(unanswered, "/calls/{id} from both workers")
             by_a, by_b = answers[a.web_port], answers[b.web_port]
             assert by_a == by_b
             # Both own some calls: each answered some of them through the other.
@@ -94,7 +84,7 @@ async def test_two_workers_answer_every_call_alike(kafka_bootstrap: str, tmp_pat
                     return f"live calls {ids}"
                 return None
 
-            await wait_until(live_differs, "both live views hold the ringing calls")
+            await wait_while_lacking(live_differs, "both live views hold the ringing calls")
             status, _, body = await get(session, a, "/calls/live")
             assert body["totals"]["ringing"] == len(ringing)
 

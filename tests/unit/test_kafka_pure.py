@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from callstream.kafka import probe
-from callstream.kafka.broker import JvmSettings, jvm_options, new_cluster_id, server_properties
+from callstream.kafka.broker import (
+    JvmSettings,
+    NodeConfig,
+    jvm_options,
+    new_cluster_id,
+    server_properties,
+)
 from callstream.kafka.fetch import cache_problem
 from callstream.kafka.java import JavaError, parse_major_version
 from callstream.kafka.release import KafkaRelease, ReleaseError, pinned_version
@@ -88,7 +94,7 @@ def test_the_pin_is_read_from_the_pom(tmp_path: Path) -> None:
 
 
 def test_broker_config_listens_on_loopback_only() -> None:
-    text = server_properties(19092, 19093, Path("/data/logs"))
+    text = server_properties(NodeConfig.single(19092, 19093), Path("/data/logs"))
     config = dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
     assert config["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
     assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
@@ -97,6 +103,10 @@ def test_broker_config_listens_on_loopback_only() -> None:
     assert config["log.dirs"] == "/data/logs"
     assert config["auto.create.topics.enable"] == "false"
     assert "0.0.0.0" not in text
+    # One copy of everything, as the single broker always had.
+    for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+        assert config[key] == "1"
+    assert config["min.insync.replicas"] == config["transaction.state.log.min.isr"] == "1"
 
 
 def test_jvm_heap_is_fixed_and_extra_flags_come_last() -> None:
@@ -104,6 +114,7 @@ def test_jvm_heap_is_fixed_and_extra_flags_come_last() -> None:
     assert options[:2] == ["-Xms768m", "-Xmx768m"]
     assert options[-1] == "-Dx=1"
     assert "-XX:+ExitOnOutOfMemoryError" in options
+    assert jvm_options(JvmSettings())[:2] == ["-Xms1g", "-Xmx1g"]
 
 
 def test_cluster_ids_are_22_url_safe_characters_unique_and_never_look_like_options() -> None:

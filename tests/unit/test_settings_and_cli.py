@@ -19,7 +19,7 @@ def test_defaults_point_at_the_local_broker() -> None:
     assert settings.local_bootstrap == "127.0.0.1:9092"
     assert settings.data_dir == REPO / ".cache" / "kafka-data"
     assert settings.release.cache_dir == REPO / ".cache" / "kafka" / settings.release.version
-    assert settings.jvm.heap == "1g"
+    assert settings.jvm.heap is None  # 1g for a single broker, 512m per node of a cluster
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
