@@ -4,6 +4,9 @@ body's n-th attempt as the test says and records what it was sent."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +15,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from tests.integration.ingress_support import wait_until
 
 TOKEN = "poster-test-token-0123456789"  # noqa: S105 - a test token
 HANG = -1  # an answer that never comes (until the server closes)
@@ -93,3 +98,24 @@ def always(answer: Answer) -> Script:
 def first(answers: list[Answer], then: Answer = 200) -> Script:
     """Each body's attempts answered from ``answers``, then ``then``."""
     return lambda _body, attempt: answers[attempt - 1] if attempt <= len(answers) else then
+
+
+async def interrupted(*args: str, after_hits: int = 2) -> tuple[int | None, bytes, bytes]:
+    """``callstream *args --url <an ingress that never answers>``, sent SIGINT (Ctrl-C) once
+    ``after_hits`` requests reached it: its exit code, stdout and stderr."""
+    async with scripted_ingress(always(HANG)) as ingress:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "callstream", *args, "--url", ingress.url),
+            env={**os.environ, "CI": "true"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_until(lambda: len(ingress.hits) == after_hits, "the requests", deadline_s=60)
+            process.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    return process.returncode, out, err

@@ -3,10 +3,6 @@ and Ctrl-C: the counts so far, then exit 130."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import sys
 from pathlib import Path
 
 import orjson
@@ -19,8 +15,7 @@ from callstream.traffic.poster import PostSummary
 from callstream.traffic.progressbar import ProgressBar, live_wanted
 from callstream.traffic.replay_cli import replay_code
 from callstream.traffic.target import TargetError, checked_url, resolve_token
-from tests.integration.ingress_support import wait_until
-from tests.unit.scripted_ingress import HANG, TOKEN, always, scripted_ingress
+from tests.unit.scripted_ingress import TOKEN, interrupted
 
 
 @pytest.fixture
@@ -111,23 +106,10 @@ def test_without_a_terminal_progress_is_plain_lines_and_a_table(
 async def test_ctrl_c_prints_the_counts_so_far_and_exits_130(tmp_path: Path) -> None:
     recording = tmp_path / "calls.jsonl"
     recording.write_bytes(b"".join(b'{"n": %d}\n' % n for n in range(100)))
-    async with scripted_ingress(always(HANG)) as ingress:
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "callstream", "replay", str(recording)),
-            *("--url", ingress.url, "--token", TOKEN, "--concurrency", "2"),
-            env={**os.environ, "CI": "true"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await wait_until(lambda: len(ingress.hits) == 2, "two requests", deadline_s=60)
-            process.send_signal(signal.SIGINT)
-            out, err = await asyncio.wait_for(process.communicate(), 30)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    assert process.returncode == 130, err.decode()
+    code, out, err = await interrupted(
+        "replay", str(recording), "--token", TOKEN, "--concurrency", "2"
+    )
+    assert code == 130, err.decode()
     counts = orjson.loads(out)
     assert (counts["sent"], counts["acked"], counts["interrupted"]) == (2, 0, True)
     assert b"replay: interrupted" in err

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import orjson
 import pytest
 
 from callstream.cli import build_parser, main
-from tests.integration.ingress_support import wait_until
-from tests.unit.scripted_ingress import HANG, TOKEN, always, scripted_ingress
+from tests.unit.scripted_ingress import TOKEN, always, interrupted, scripted_ingress
 
 START = "1796569795"
 
@@ -68,24 +66,11 @@ async def test_ctrl_c_prints_the_counts_so_far_exits_130_and_keeps_whole_truth_l
     tmp_path: Path,
 ) -> None:
     truth = tmp_path / "truth.jsonl"
-    async with scripted_ingress(always(HANG)) as ingress:
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "callstream", "simulate", "--url", ingress.url),
-            *("--token", TOKEN, "--calls", "1000", "--speed", "0", "--concurrency", "2"),
-            *("--out", str(truth)),
-            env={**os.environ, "CI": "true"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await wait_until(lambda: len(ingress.hits) == 2, "two requests", deadline_s=60)
-            process.send_signal(signal.SIGINT)
-            out, err = await asyncio.wait_for(process.communicate(), 30)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    assert process.returncode == 130, err.decode()
+    code, out, err = await interrupted(
+        *("simulate", "--token", TOKEN, "--calls", "1000", "--speed", "0"),
+        *("--concurrency", "2", "--out", str(truth)),
+    )
+    assert code == 130, err.decode()
     counts = orjson.loads(out)
     assert (counts["sent"], counts["acked"], counts["interrupted"]) == (2, 0, True)
     assert b"simulate: interrupted" in err
