@@ -14,13 +14,15 @@ is also the load generator of both figures:
    (webhooks acked and not yet folded, ``callstream_worker_events_folded_total``, read every
    250 ms) at most a second's worth all through the step's second half. A first step at the
    lowest rate warms the worker up and does not count.
-3. **latency**: the same pipeline offered 25%, 50% and 80% of the sustained rate; about
-   ``--probes`` webhooks a second are followed from their 200 until ``/calls/{call_id}`` lists
-   them among its ``events_seen`` (polled from every 2 ms, slowing to every 25 ms).
+3. **latency**: the same pipeline offered 25%, 50% and 80% of the sustained rate, each for
+   ``--latency-s`` seconds (15); about ``--probes`` webhooks a second (20) are followed from
+   their 200 until ``/calls/{call_id}`` lists them among its ``events_seen`` (polled from every
+   2 ms, slowing to every 25 ms).
 
 A broker is started for the run unless KAFKA_BOOTSTRAP_SERVERS names one.
 
     .venv/bin/python -m bench.pipeline [--calls 6000] [--concurrency 64] [--step-s 10]
+        [--latency-s 15] [--probes 20]
 """
 
 from __future__ import annotations
@@ -269,7 +271,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=6000, help="calls for the ingest-only rate")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--step-s", type=float, default=10.0, help="seconds of each step")
-    parser.add_argument("--probes", type=float, default=10.0, help="webhooks followed a second")
+    parser.add_argument("--probes", type=float, default=20.0, help="webhooks followed a second")
+    parser.add_argument(
+        "--latency-s", type=float, default=15.0, help="seconds of each latency step"
+    )
     return parser.parse_args(argv)
 
 
@@ -312,7 +317,7 @@ async def measure(bootstrap: str, tmp: str, args: argparse.Namespace) -> dict[st
             latency = []
             for share in SHARES:
                 say(f"latency at {share:.0%} of {sustained:,.0f}/s ...")
-                step = await pipeline.step(sustained * share, args.step_s, args.probes)
+                step = await pipeline.step(sustained * share, args.latency_s, args.probes)
                 await pipeline.drain()
                 latency.append(
                     {
