@@ -46,3 +46,21 @@ async def test_a_pipeline_keeping_up_with_nothing_raises() -> None:
     _, step = pipeline_keeping_up_to(0.0)
     with pytest.raises(RuntimeError, match="kept up with no rate"):
         await sustained_rate(step, INGEST_ONLY)
+
+
+async def test_a_rate_that_falls_behind_once_is_offered_again_before_the_ladder_stops() -> None:
+    # One hiccup of a shared machine must not end the climb at a rate the pipeline sustains.
+    limit = INGEST_ONLY * 0.9
+    offered, keeping_up = pipeline_keeping_up_to(limit)
+    hiccup = INGEST_ONLY * LADDER_FROM * LADDER_FACTOR
+
+    async def step(rate: float) -> Step:
+        if rate == hiccup and offered.count(rate) == 0:
+            offered.append(rate)
+            return Step(rate, rate, int(rate * 5), [])  # fell behind, this once
+        return await keeping_up(rate)
+
+    sustained, _ = await sustained_rate(step, INGEST_ONLY)
+    assert offered.count(hiccup) == 2
+    assert sustained == max(rate for rate in offered if rate <= limit)
+    assert sustained > hiccup
