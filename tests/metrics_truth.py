@@ -15,21 +15,32 @@ _MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
 
 
 def window_start(at_ms: int, window: str, zone: str) -> int:
-    """The start of the window holding ``at_ms``, by the local wall clock of ``zone``."""
-    local = datetime.fromtimestamp(at_ms // 1000, UTC).astimezone(ZoneInfo(zone))
+    """The first instant of the run of instants around ``at_ms`` whose wall clock in ``zone``
+    reads the same window, found by walking back minute by minute (clocks change on whole
+    minutes). Kept by the reading and the offset: one walk serves all of a window's calls."""
+    minute = at_ms - at_ms % 60_000
+    key = (_reading(minute, window, zone), str(_local(minute, zone).utcoffset()), window, zone)
+    if key not in _STARTS:
+        while _reading(minute - 60_000, window, zone) == key[0]:
+            minute -= 60_000
+        _STARTS[key] = minute
+    return _STARTS[key]
+
+
+_STARTS: dict[tuple[tuple[int, ...], str, str, str], int] = {}
+
+
+def _local(at_ms: int, zone: str) -> datetime:
+    return datetime.fromtimestamp(at_ms // 1000, UTC).astimezone(ZoneInfo(zone))
+
+
+def _reading(at_ms: int, window: str, zone: str) -> tuple[int, ...]:
+    """The window the wall clock reads at ``at_ms``: its date, and hour and minute within it."""
+    local = _local(at_ms, zone)
     if window == "1d":
-        floor = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    else:
-        minutes = _MINUTES[window]
-        minute_of_day = local.hour * 60 + local.minute
-        start_minute = minute_of_day - minute_of_day % minutes
-        floor = local.replace(
-            hour=start_minute // 60, minute=start_minute % 60, second=0, microsecond=0
-        )
-    # the wall clock read back as an instant (the earlier one in an overlap)
-    naive = floor.replace(tzinfo=None)
-    instant = naive.replace(tzinfo=ZoneInfo(zone), fold=0)
-    return int(instant.timestamp()) * 1000
+        return (local.year, local.month, local.day)
+    minute_of_day = local.hour * 60 + local.minute
+    return (local.year, local.month, local.day, minute_of_day - minute_of_day % _MINUTES[window])
 
 
 def _ms(seconds: float | None) -> int | None:

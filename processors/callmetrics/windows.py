@@ -27,7 +27,6 @@ WINDOW_MS: dict[Window, int] = {
     "1d": DAY_MS,
 }
 DIMENSIONS: tuple[Dimension, ...] = ("all", "hotline", "agent", "direction")
-_EPOCH = datetime(1970, 1, 1)  # naive: local wall-clock milliseconds count from it
 _SEPARATOR = "\x00"
 # 9999-12-29T00:00Z: its windows, a day long at most, end before year 10000 in every zone.
 LAST_WINDOWED_MS = 253_402_041_600_000
@@ -118,19 +117,59 @@ def table_prefix(dimension: str, value: str | None = None) -> bytes:
 
 
 def window_bounds(at_ms: int, window: Window, tz: ZoneInfo) -> tuple[int, int]:
-    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``.
+    """[start, end) in epoch ms of the ``window`` holding instant ``at_ms`` in zone ``tz``: the
+    run of instants around it whose local clock reads the same window (docs/metrics.md). A clock
+    change inside a day makes it 23 or 25 hours; hours and minutes the clock repeats start a
+    window anew unless their run goes on (an hour that ends as the clock turns back to it).
 
     An instant after :data:`LAST_WINDOWED_MS` (a webhook may give any time up to the end of
     year 9999) is in the last window that ends before then, stretched to hold it: ``datetime``
     cannot read the local clock past year 9999."""
     size = WINDOW_MS[window]
     when = min(at_ms, LAST_WINDOWED_MS)
-    local_ms = when + _offset_ms(when, tz)
-    local_start = local_ms - local_ms % size
-    start = _from_local(local_start, tz)
-    if start > when:  # a start inside a clock change (a gap or an overlap): take the instant
-        start = when - (local_ms - local_start)
-    return start, max(_from_local(local_start + size, tz), at_ms + 1)
+    label = _label(when, size, tz)
+    return _run_start(when, label, size, tz), max(_run_end(when, label, size, tz), at_ms + 1)
+
+
+def _label(at_ms: int, size: int, tz: ZoneInfo) -> int:
+    """The local wall-clock start (ms) of the window reading at ``at_ms``."""
+    local_ms = at_ms + _offset_ms(at_ms, tz)
+    return local_ms - local_ms % size
+
+
+def _run_start(at_ms: int, label: int, size: int, tz: ZoneInfo) -> int:
+    offset = _offset_ms(at_ms, tz)
+    start = label - offset  # where the run starts if the offset held since
+    if _offset_ms(start, tz) != offset:  # the clock changed in between: the run starts there
+        start = _changed(start, at_ms, tz)
+    if _label(start - 1, size, tz) == label:  # ... unless the clock read the window before it
+        return _run_start(start - 1, label, size, tz)
+    return start
+
+
+def _run_end(at_ms: int, label: int, size: int, tz: ZoneInfo) -> int:
+    offset = _offset_ms(at_ms, tz)
+    end = label + size - offset
+    if _offset_ms(end - 1, tz) != offset:
+        end = _changed(at_ms, end - 1, tz, to=False)
+    if _label(end, size, tz) == label:  # the clock turned back into the window: it goes on
+        return _run_end(end, label, size, tz)
+    return end
+
+
+def _changed(low_ms: int, high_ms: int, tz: ZoneInfo, *, to: bool = True) -> int:
+    """The first instant after ``low_ms`` whose UTC offset differs from ``low_ms``'s (``to``:
+    equals ``high_ms``'s, the same when the offset changed once), to the second: clocks change
+    on whole seconds. Offsets differ at the two ends."""
+    target = _offset_ms(high_ms if to else low_ms, tz)
+    low_s, high_s = low_ms // 1000, high_ms // 1000
+    while high_s - low_s > 1:
+        middle = (low_s + high_s) // 2
+        if (_offset_ms(middle * 1000, tz) == target) == to:
+            high_s = middle
+        else:
+            low_s = middle
+    return high_s * 1000
 
 
 def _offset_ms(at_ms: int, tz: ZoneInfo) -> int:
@@ -141,13 +180,6 @@ def _ms(offset: timedelta | None) -> int:
     if offset is None:  # never, for a datetime aware of a ZoneInfo
         raise ValueError("no UTC offset")
     return offset // timedelta(milliseconds=1)
-
-
-@lru_cache(maxsize=4096)
-def _from_local(local_ms: int, tz: ZoneInfo) -> int:
-    """The instant whose wall clock in ``tz`` reads ``local_ms`` (the earlier one on overlap)."""
-    wall = (_EPOCH + timedelta(milliseconds=local_ms)).replace(tzinfo=tz)
-    return local_ms - _ms(wall.utcoffset())
 
 
 def window_end(key: WindowKey, settings: MetricSettings) -> int:

@@ -263,3 +263,39 @@ def test_a_window_named_twice_counts_a_call_once() -> None:
     for before, after in ((None, CALL), (CALL, moved), (CALL, None)):
         found = [key for key, _, _ in changes(before, after, settings)]
         assert len(found) == len(set(found)) == len(dimension_values(CALL))
+
+
+@pytest.mark.parametrize(
+    ("at", "window", "start", "end"),
+    [
+        # Newfoundland turns 02:00 NDT back to 01:00 NST: the repeated minute is a minute of its
+        # own (this instant once got a window of an hour and a minute, from hypothesis)
+        (
+            "2029-11-04T04:30:00+00:00",
+            "1m",
+            "2029-11-04T04:30:00+00:00",
+            "2029-11-04T04:31:00+00:00",
+        ),
+        # ... and the 01:00 hour, read on as the clock turns back to it, runs two hours
+        (
+            "2029-11-04T04:30:00+00:00",
+            "1h",
+            "2029-11-04T03:30:00+00:00",
+            "2029-11-04T05:30:00+00:00",
+        ),
+        # Lord Howe moves its clock 30 minutes on: the hour it enters holds 30 minutes
+        (
+            "2029-10-06T15:45:00+00:00",
+            "1h",
+            "2029-10-06T15:30:00+00:00",
+            "2029-10-06T16:00:00+00:00",
+        ),
+    ],
+)
+def test_clock_changes_make_windows_of_their_own_length_that_never_overlap(
+    at: str, window: str, start: str, end: str
+) -> None:
+    zone = "America/St_Johns" if at.startswith("2029-11") else "Australia/Lord_Howe"
+    tz = MetricSettings(zone=zone).tz
+    assert window_bounds(ms(at), window, tz) == (ms(start), ms(end))  # type: ignore[arg-type]
+    assert window_start(ms(at), window, zone) == ms(start)
