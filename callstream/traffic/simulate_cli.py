@@ -96,14 +96,6 @@ def simulation_of(args: argparse.Namespace, now_s: float) -> Simulation:
     )
 
 
-def teed(plans: Iterable[CallPlan], out: IO[bytes] | None) -> Iterator[CallPlan]:
-    """The plans, each one's truth written to ``out`` as it is planned."""
-    for plan in plans:
-        if out is not None:
-            out.write(orjson.dumps(truth_record(plan)) + b"\n")
-        yield plan
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         simulation = simulation_of(args, time.time())
@@ -113,16 +105,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     calls = 0
 
-    def planned(plans: Iterable[CallPlan]) -> Iterator[CallPlan]:
+    def planned(plans: Iterable[CallPlan], out: IO[bytes] | None) -> Iterator[CallPlan]:
+        """The plans, counted, each one's truth written to ``out`` as it is planned."""
         nonlocal calls
         for plan in plans:
             calls += 1
+            if out is not None:
+                out.write(orjson.dumps(truth_record(plan)) + b"\n")
             yield plan
 
     with ExitStack() as stack:
         out = stack.enter_context(args.out.open("wb")) if args.out else None
         bar = stack.enter_context(ProgressBar("simulate"))
-        deliveries = merged(planned(teed(call_plans(simulation), out)))
+        deliveries = merged(planned(call_plans(simulation), out))
         notes = Notes(bar)  # names refusals and failures (why no answer came)
         summary = asyncio.run(
             post_deliveries(deliveries, settings, on_result=notes.result, progress=bar)
