@@ -102,7 +102,12 @@ def completed_mismatches(
 
 def highest_revisions(values: Iterable[bytes | None]) -> dict[str, int]:
     """The highest revision of each call among ``callstream.calls-completed`` values."""
-    return {call_id: calls[-1].revision for call_id, calls in _by_call(values).items()}
+    return {call_id: call.revision for call_id, call in latest_completed(values).items()}
+
+
+def latest_completed(values: Iterable[bytes | None]) -> dict[str, CompletedCall]:
+    """Each call's record of the highest revision among ``callstream.calls-completed`` values."""
+    return {call_id: calls[-1] for call_id, calls in _by_call(values).items()}
 
 
 def _by_call(values: Iterable[bytes | None]) -> dict[str, list[CompletedCall]]:

@@ -28,6 +28,7 @@ from callstream.traffic.plan import FaultRates, merged
 from callstream.traffic.poster import PostSettings, post_deliveries
 from callstream.traffic.simulation import Simulation, call_plans
 from callstream.traffic.truth import truth_record
+from tests.callstate_truth import latest_completed
 from tests.integration.cli_helpers import callstream
 from tests.integration.ingress_support import TOKEN, ingress_process
 from tests.integration.metrics_support import SLA_S, WINDOWS, ZONE, api_windows, latest_windows
@@ -98,7 +99,9 @@ async def check_against_truth(pipeline: Pipeline, simulated: Simulated) -> None:
     names = topic_names(pipeline.prefix)
 
     def completed_lack(records: list[ConsumerRecord]) -> str | None:
-        return completed_mismatches(simulated.completed, highest(records))
+        return completed_mismatches(
+            simulated.completed, latest_completed(record.value for record in records)
+        )
 
     await read_until(
         pipeline.bootstrap, names[CALLS_COMPLETED], completed_lack, deadline_s=180, settle_s=2
@@ -126,15 +129,6 @@ async def check_against_truth(pipeline: Pipeline, simulated: Simulated) -> None:
                 want["price"],
                 want["hotline"],
             )
-
-
-def highest(records: list[ConsumerRecord]) -> dict[str, CompletedCall]:
-    latest: dict[str, CompletedCall] = {}
-    for record in records:
-        call = msgspec.json.decode(record.value, type=CompletedCall)
-        if call.call_id not in latest or call.revision > latest[call.call_id].revision:
-            latest[call.call_id] = call
-    return latest
 
 
 async def test_simulated_calls_with_every_fault_end_as_the_truth_says_also_when_replayed(
