@@ -12,18 +12,20 @@ holds its outputs (acks=all): until then faust commits no offset at or past it, 
 that dies first has the record processed again. A batch Kafka refuses ends the process
 (``EXIT_SEND_FAILED``) for the same reason; see processors/sink.py.
 
-A record's changelog record and outputs must reach Kafka together: a worker killed after its
-changelog record but before its outputs were written would recover a table that already holds
-the change, so the record processed again would publish nothing (an output lost), and the other
-way round it would publish twice. So a flush holds whole input records only (size limits are
-checked between them), its batches are closed (the producer lets none of them linger on its
-own), and it hands them over only once the flush before it is delivered: the producer queues
-one batch per partition, and then takes them all into one produce request, which the broker
-writes whole (a request cut short by the kill is not written at all). A partition's bytes in a
-flush stay under a batch's size, and the flush's under what a broker takes in one request, for
-the same reason. This holds with one broker (a request
-goes to each partition leader) and while no partition needs a retry of its own; a kill in such
-a gap can still lose or double a record's outputs.
+A record's outputs must reach Kafka before its changelog records: a worker killed after its
+changelog record but before its outputs would recover a table that already holds the change,
+so the record processed again would publish nothing (an output lost). So a flush hands over
+its output batches first, and the tables' changelog batches (``state_topics``) only once every
+output is delivered. Killed in between, the record is processed again and publishes the same
+outputs again: the same (call id, revision) on ``calls-completed``, the same value under the
+same key on the compacted topics, the same whole share or window figures (docs/architecture.md,
+The worker's guarantee). This does not rest on how the producer groups batches into requests,
+so it holds on a cluster, where a request goes to each partition leader. A flush holds whole
+input records only (size limits are checked between them), its batches are closed (the
+producer lets none of them linger on its own), and it hands them over only once the flush
+before it is delivered, so that a partition's records reach Kafka in the order they were added.
+A partition's bytes in a flush stay under a batch's size, so that one partition's changelog
+records of a flush are one batch, which Kafka writes whole or not at all.
 
 What only a key's last value matters of, and that many input records change within one flush
 (a metric window that hundreds of calls changed in 100 ms), need not be sent once per change: a
@@ -40,6 +42,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -129,10 +132,14 @@ class OutputBatches:
         producer: AIOKafkaProducer,
         linger_s: float = LINGER_S,
         observe_flush: ObserveFlush | None = None,
+        state_topics: AbstractSet[str] = frozenset(),
     ) -> None:
         """``observe_flush`` is told how long each flush that handed batches over took, from
-        its start until Kafka acknowledged them all (and the flush before it)."""
+        its start until Kafka acknowledged them all (and the flush before it).
+        ``state_topics``: the tables' changelogs, sent once the flush's other batches are
+        delivered."""
         self.producer = producer
+        self._state_topics = state_topics
         self.linger_s = linger_s
         self.observe_flush = observe_flush
         self._batches: dict[TopicPartition, Any] = {}  # aiokafka BatchBuilder per partition
@@ -287,17 +294,29 @@ class OutputBatches:
             return
         flush = _Flush(events, len(batches), self._last_flush, self.observe_flush)
         self._last_flush = flush
+        outputs = [sent for sent in batches if sent[0].topic not in self._state_topics]
+        states = [sent for sent in batches if sent[0].topic in self._state_topics]
         async with self._handing_over:
             if self._in_flight:  # delivered, so drained: no send_batch below waits for a slot
                 await asyncio.wait(self._in_flight)
-            in_flight = []
-            for tp, batch, on_delivered in batches:
-                count = batch.record_count()
-                batch.close()
-                sent = await self.producer.send_batch(batch, tp.topic, partition=tp.partition)
-                sent.add_done_callback(self._delivery(flush, on_delivered, count))
-                in_flight.append(sent)
-            self._in_flight = in_flight
+            in_flight = await self._hand_over(flush, outputs)
+            if states and in_flight:
+                await asyncio.wait(in_flight)
+                if any(sent.cancelled() or sent.exception() for sent in in_flight):
+                    return  # its delivery callback ends the process; the states stay unsent
+            self._in_flight = in_flight + await self._hand_over(flush, states)
+
+    async def _hand_over(
+        self, flush: _Flush, batches: list[tuple[TopicPartition, Any, Delivered | None]]
+    ) -> list[asyncio.Future[RecordMetadata]]:
+        in_flight = []
+        for tp, batch, on_delivered in batches:
+            count = batch.record_count()
+            batch.close()
+            sent = await self.producer.send_batch(batch, tp.topic, partition=tp.partition)
+            sent.add_done_callback(self._delivery(flush, on_delivered, count))
+            in_flight.append(sent)
+        return in_flight
 
     @staticmethod
     def _delivery(
@@ -333,6 +352,11 @@ class SharedBatches:
         self._observe_flush = observe_flush
         self._batches: OutputBatches | None = None
         self._hooks: list[BeforeFlush] = []
+        self._state_topics: set[str] = set()
+
+    def holds_state(self, changelog: str) -> None:
+        """``changelog`` is a table's: its batches go once the flush's outputs are delivered."""
+        self._state_topics.add(changelog)
 
     def before_flush(self, hook: BeforeFlush) -> None:
         """``OutputBatches.before_flush``, for a sink made before the batches are."""
@@ -342,7 +366,11 @@ class SharedBatches:
 
     def get(self) -> OutputBatches:
         if self._batches is None:
-            self._batches = OutputBatches(self._producer(), observe_flush=self._observe_flush)
+            self._batches = OutputBatches(
+                self._producer(),
+                observe_flush=self._observe_flush,
+                state_topics=self._state_topics,  # the set itself: a sink may come later
+            )
             for hook in self._hooks:
                 self._batches.before_flush(hook)
         return self._batches

@@ -46,6 +46,7 @@ class TableSink:
         self.store = store
         self.changelog = changelog
         self.batches = batches
+        batches.holds_state(changelog)
         self._rows = 0
 
     @classmethod

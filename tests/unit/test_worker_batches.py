@@ -7,9 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from callstream.kafka.partitioning import partition_for_key
+from callstream.processors import batches as batches_module
 from callstream.processors.batches import MAX_FLUSH_BYTES, MAX_PARTITION_BYTES, OutputBatches
 
 
@@ -80,6 +82,19 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def flush_delivered(batches: OutputBatches, producer: Producer) -> None:
+    """Flush while Kafka acknowledges each batch as it comes (a flush sends the tables'
+    changelogs only once its outputs are delivered)."""
+    flush = asyncio.ensure_future(batches.flush())
+    while not flush.done():
+        await settle()
+        for index, (_, _, future) in enumerate(producer.sent):
+            if not future.done():
+                producer.deliver(index)
+    await flush
+    await settle()
+
+
 async def one_record_in_two_batches(producer: Producer) -> Event:
     """An input record whose two outputs went to two partitions, flushed."""
     batches = OutputBatches(producer)  # type: ignore[arg-type]
@@ -104,6 +119,52 @@ async def test_a_record_is_acked_once_every_batch_of_its_flush_is_delivered() ->
     producer.deliver(0)
     await settle()
     assert event.acks == 1
+
+
+async def test_a_tables_changelog_is_sent_only_once_the_flushs_outputs_are_delivered() -> None:
+    """A kill before the changelog record leaves the input to be processed again, publishing
+    its outputs again (idempotent); the other way round it would find its change made and
+    publish nothing."""
+    producer = Producer()
+    batches = OutputBatches(producer, state_topics={"changelog"})  # type: ignore[arg-type]
+    event = Event()
+    await batches.add("changelog", 1, b"k", b"state")
+    await batches.add("live", 3, b"k", b"w")
+    await batches.add("completed", 0, b"k", b"c")
+    await batches.done(event)
+    flush = asyncio.ensure_future(batches.flush())
+    await settle()
+    assert [tp.topic for tp, _, _ in producer.sent] == ["live", "completed"]
+    producer.deliver(0)
+    await settle()
+    assert len(producer.sent) == 2  # one output still in flight
+    producer.deliver(1)
+    await flush
+    assert [tp.topic for tp, _, _ in producer.sent] == ["live", "completed", "changelog"]
+    assert event.acks == 0
+    producer.deliver(2)
+    await settle()
+    assert event.acks == 1
+
+
+async def test_a_changelog_is_never_sent_after_a_failed_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exits: list[str] = []
+    monkeypatch.setattr(batches_module, "_exit_on_failure", lambda what, error: exits.append(what))
+    producer = Producer()
+    batches = OutputBatches(producer, state_topics={"changelog"})  # type: ignore[arg-type]
+    event = Event()
+    await batches.add("changelog", 1, b"k", b"state")
+    await batches.add("live", 3, b"k", b"w")
+    await batches.done(event)
+    flush = asyncio.ensure_future(batches.flush())
+    await settle()
+    producer.sent[0][2].set_exception(KafkaError("refused"))
+    await flush
+    assert [tp.topic for tp, _, _ in producer.sent] == ["live"]
+    assert exits == ["a batch"]
+    assert event.acks == 0
 
 
 async def test_a_record_that_produced_nothing_is_acked_at_its_flush() -> None:
