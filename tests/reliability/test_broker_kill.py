@@ -27,7 +27,8 @@ from tests.reliability.load import (
     stored_as_sent,
 )
 
-pytestmark = pytest.mark.failover
+# Bounded, as `make test` runs it (the session starts the cluster once, for its first test).
+pytestmark = [pytest.mark.failover, pytest.mark.timeout(120)]
 
 WEBHOOKS, PER_S = 1500, 100.0  # 15 s of load
 KILL_AFTER_ACKED = 300  # about 3 s in
