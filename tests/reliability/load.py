@@ -175,8 +175,8 @@ async def busiest_leader(admin: AIOKafkaAdminClient, prefix: str) -> tuple[int, 
 async def node_killed(
     cluster: LocalCluster, node: int, admin: AIOKafkaAdminClient, prefix: str
 ) -> AsyncIterator[None]:
-    """``node`` SIGKILLed for the block; then started again and, before the next test, back
-    in sync on the input topics."""
+    """``node`` SIGKILLed for the block; then started again and back in sync on the input
+    topics (as the next test expects)."""
     os.kill(cluster.node_pid(node), signal.SIGKILL)
     try:
         yield
