@@ -32,9 +32,10 @@ typecheck: install
 pytest: kafka-fetch
 	$(BIN)/python -m pytest -m "not reliability" --durations=12
 
-# Slow fault tests (a slowloris against the ingress); more come with the cluster issue.
+# The fault tests (docs/reliability.md): the slow ones (marker reliability) and those bounded
+# enough to run in `make test` too (marker failover).
 test-reliability: kafka-fetch
-	$(BIN)/python -m pytest -m reliability
+	$(BIN)/python -m pytest -m "reliability or failover" --durations=12
 
 test: lint typecheck pytest
 

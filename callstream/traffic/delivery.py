@@ -13,3 +13,6 @@ class Delivery:
     at_s: float
     body: bytes
     call_id: str  # for the summary and the caller's accounting; "" when unknown
+    # Sent as X-Request-Id on every attempt when set: the ingress writes it on the record, so a
+    # caller can find each acknowledged delivery on its topic (the fault tests do).
+    request_id: str = ""

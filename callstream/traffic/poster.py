@@ -239,8 +239,11 @@ class _Poster:
 
     async def post_once(self, delivery: Delivery) -> _Answer:
         try:
+            headers = self.headers
+            if delivery.request_id:
+                headers = {**headers, "X-Request-Id": delivery.request_id}
             async with self.session.post(
-                self.settings.url, data=delivery.body, headers=self.headers, allow_redirects=False
+                self.settings.url, data=delivery.body, headers=headers, allow_redirects=False
             ) as response:
                 body = await response.read()
                 retry_after = None

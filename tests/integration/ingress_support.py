@@ -15,20 +15,50 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.structs import ConsumerRecord
 
 from callstream.health import wait_http_ok
 from callstream.ingest.app import METRICS, PUBLISHER, create_app
 from callstream.ingest.auth import TokenSet
 from callstream.ingest.settings import IngressSettings
 from callstream.kafka.broker import free_port
+from callstream.schemas.headers import REQUEST_ID
 from callstream.schemas.topics import topic_names
+from tests.kafka_support import Missing
 
 TOKEN = "test-token-" + "a1b2c3d4e5f6a7b8"
 SAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "samples"
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
+
+
+def sent_as(request_id: str) -> dict[str, str]:
+    """Headers of a POST whose record the test can find again: the ingress keeps a valid
+    X-Request-Id and writes it to the record's ``callstream-request-id`` header."""
+    return {**JSON, "X-Request-Id": request_id}
+
+
+def request_id(record: ConsumerRecord) -> str:
+    return dict(record.headers)[REQUEST_ID].decode()
+
+
+def request_ids(records: list[ConsumerRecord]) -> list[str]:
+    return [request_id(record) for record in records]
+
+
+def lacking(acked: set[str]) -> Missing:
+    """What :func:`read_until` waits for: every acknowledged request's record."""
+
+    def missing(records: list[ConsumerRecord]) -> str | None:
+        lost = acked - set(request_ids(records))
+        return f"{len(lost)} acknowledged requests not stored: {sorted(lost)[:5]}" if lost else None
+
+    return missing
 
 
 @dataclass(frozen=True)

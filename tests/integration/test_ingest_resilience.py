@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from aiokafka.structs import ConsumerRecord
 
 from callstream.kafka import broker
 from callstream.kafka.release import KafkaRelease
@@ -21,32 +20,13 @@ from tests.integration.ingress_support import (
     Ingress,
     ingress_process,
     ingress_settings,
+    lacking,
+    request_ids,
     running_ingress,
     sample,
+    sent_as,
 )
-from tests.kafka_support import Missing, read_until
-
-JSON = {"Content-Type": "application/json"}
-
-
-def sent_as(request_id: str) -> dict[str, str]:
-    """Headers of a POST whose record the test can find again: the ingress keeps a valid
-    X-Request-Id and writes it to the record's ``callstream-request-id`` header."""
-    return {**JSON, "X-Request-Id": request_id}
-
-
-def request_ids(records: list[ConsumerRecord]) -> list[str]:
-    return [dict(record.headers)["callstream-request-id"].decode() for record in records]
-
-
-def lacking(acked: set[str]) -> Missing:
-    """What :func:`read_until` waits for: every acknowledged request's record."""
-
-    def missing(records: list[ConsumerRecord]) -> str | None:
-        lost = acked - set(request_ids(records))
-        return f"{len(lost)} acknowledged requests not stored: {sorted(lost)[:5]}" if lost else None
-
-    return missing
+from tests.kafka_support import read_until
 
 
 async def test_broker_down_gives_503_in_time_and_recovery_needs_no_restart(

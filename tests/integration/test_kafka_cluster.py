@@ -22,22 +22,17 @@ from callstream.kafka.admin import ensure_topics, prepare_topics
 from callstream.kafka.replication import Replication
 from callstream.kafka.topiccheck import registry_topics
 from callstream.schemas.topics import CALL_EVENTS, topic
-from tests.cluster_support import NODES, LocalCluster
+from tests.cluster_support import NODES, LocalCluster, topic_partitions
 from tests.kafka_support import read_topic, wait_while_lacking
 
 SEND_DEADLINE_S = 30.0
-
-
-async def _partitions(admin: AIOKafkaAdminClient, name: str) -> list[dict[str, Any]]:
-    (described,) = await admin.describe_topics([name])
-    return sorted(described["partitions"], key=lambda partition: partition["partition"])
 
 
 async def _partition_zero(admin: AIOKafkaAdminClient, name: str) -> dict[str, Any] | str:
     """Partition 0 as the cluster describes it, or why it could not be asked: aiokafka's admin
     asks a random broker, the killed one too until its metadata drops it."""
     try:
-        return (await _partitions(admin, name))[0]
+        return (await topic_partitions(admin, name))[0]
     except KafkaError as error:
         return f"describing {name} failed: {error!r}"
 
@@ -83,7 +78,7 @@ async def test_a_three_node_cluster_replicates_and_survives_a_leader_kill(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        partitions = await _partitions(admin, name)
+        partitions = await topic_partitions(admin, name)
         assert len(partitions) == spec.partitions
         assert all(sorted(p["replicas"]) == [1, 2, 3] for p in partitions), partitions
         assert await _min_insync(admin, name) == "2"

@@ -34,6 +34,7 @@ class Hit:
     path: str
     token: str | None
     content_type: str
+    request_id: str | None
 
 
 @dataclass
@@ -64,6 +65,7 @@ async def scripted_ingress(script: Script, hold_s: float = 0.0) -> AsyncIterator
                 request.path_qs,
                 request.headers.get("X-Callstream-Token"),
                 request.content_type,
+                request.headers.get("X-Request-Id"),
             )
         )
         attempts[body] += 1

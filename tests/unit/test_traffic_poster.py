@@ -155,6 +155,15 @@ async def test_bodies_go_in_order_with_the_token_in_a_header_not_before_their_ti
     assert summary.rate > 0
 
 
+async def test_a_delivery_s_request_id_goes_with_each_attempt() -> None:
+    deliveries = [Delivery(0, b'{"n": 0}', "call-0", "req-0"), Delivery(0, b'{"n": 1}', "")]
+    async with scripted_ingress(first([503], then=200)) as ingress:
+        await post_deliveries(deliveries, settings(ingress.url, backoff_s=0.01))
+    sent = {(hit.body, hit.request_id) for hit in ingress.hits}
+    assert sent == {(b'{"n": 0}', "req-0"), (b'{"n": 1}', None)}
+    assert len(ingress.hits) == 4  # each body's 503, then its 200
+
+
 async def test_no_more_than_concurrency_requests_are_in_flight() -> None:
     async with scripted_ingress(always(200), hold_s=0.1) as ingress:
         summary = await post_deliveries(at(*[0] * 8), settings(ingress.url, concurrency=2))
