@@ -32,7 +32,7 @@ typecheck: install
 pytest: kafka-fetch
 	$(BIN)/python -m pytest -m "not reliability" --durations=12
 
-# Slow fault tests (a slowloris against the ingress); more come with the cluster issue.
+# Slow fault tests (tests/reliability/, marker reliability; docs/reliability.md).
 test-reliability: kafka-fetch
 	$(BIN)/python -m pytest -m reliability
 
