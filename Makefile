@@ -32,8 +32,8 @@ typecheck: install
 pytest: kafka-fetch
 	$(BIN)/python -m pytest -m "not reliability" --durations=12
 
-# The fault tests (docs/reliability.md): the slow ones (marker reliability) and those bounded
-# enough to run in `make test` too (marker failover).
+# The fault tests (tests/reliability/, docs/reliability.md): the slow ones (marker reliability)
+# and those bounded enough to run in `make test` too (marker failover).
 test-reliability: kafka-fetch
 	$(BIN)/python -m pytest -m "reliability or failover" --durations=12
 

@@ -33,6 +33,7 @@ from callstream.ingest.body import (
     BodyTooLarge,
     BodyUnreadable,
     ClientGone,
+    abandon_unread,
     read_limited,
 )
 from callstream.ingest.metrics import CLIENT_CLOSED, IngressMetrics
@@ -134,6 +135,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(Refusal(500, "internal", "unexpected server error"))
     finally:
         metrics.in_flight.dec()
+    if abandon_unread(request):  # refused before its body was read: nothing more to read
+        response.force_close()
     elapsed = time.perf_counter() - started
     status = response.status if status is None else status
     metrics.observe_request(route, status, elapsed)

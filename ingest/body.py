@@ -51,6 +51,17 @@ async def read_limited(request: web.Request, limit: int, timeout_s: float) -> by
         raise ClientGone("the client closed the connection during its body") from None
 
 
+def abandon_unread(request: web.Request) -> bool:
+    """End the body stream of a request answered without reading its body (refused before):
+    True when there was one, and the connection must then close. Otherwise aiohttp reads that
+    body after the response, and a body it cannot decode (a Content-Encoding it does not match,
+    broken chunks) is logged as an unhandled exception, with a traceback, for any client."""
+    if request.content.is_eof():
+        return False
+    _abandon(request)
+    return True
+
+
 def _abandon(request: web.Request) -> None:
     """End the body stream here. Otherwise, after the response, aiohttp reads the failed stream
     again and logs its error as unhandled, or reads and discards the unread rest of the body

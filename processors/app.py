@@ -47,6 +47,7 @@ SHARES_TABLE = "metric-shares"  # each input partition's share of each window
 SHARE_UPDATES = "share-updates"  # internal topic: <app id>-share-updates, keyed by dimension
 WINDOWS_TABLE = "metric-windows"  # each window's shares, on its dimension's partition
 PRODUCER_LINGER_S = 0.005
+PRODUCER_REQUEST_TIMEOUT_S = 30.0
 # A batch never fills before a flush does (processors/batches.py, MAX_PARTITION_BYTES); the
 # broker takes batches up to its message.max.bytes, 1 MB by default.
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
@@ -101,7 +102,10 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         # run_worker resolves None (the cluster's brokers, 3 at most) before it makes the app.
         topic_replication_factor=settings.replication_factor or 1,
         processing_guarantee="at_least_once",
-        producer_acks=-1,
+        producer_acks=-1,  # and idempotent: processors/transport.py's Producer
+        # Each produce request's own deadline (faust's default is 20 minutes); a flush has its
+        # deadline too (processors/batches.py, DELIVERY_DEADLINE_S), as retries never expire.
+        producer_request_timeout=PRODUCER_REQUEST_TIMEOUT_S,
         # Nothing waits on a single send, so let records share batches: fewer, larger requests.
         producer_linger=PRODUCER_LINGER_S,
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,

@@ -67,6 +67,10 @@ MAX_FLUSH_BYTES = 4 * 1024 * 1024
 # about 4.5 KB each (a call state is under the ingress's 64 KB body limit).
 MAX_PARTITION_BYTES = 512 * 1024
 RECORD_OVERHEAD_BYTES = 64  # a record's framing in a batch, at most (varints, headers count)
+# An idempotent producer never expires a batch (aiokafka retries it for ever): a flush Kafka has
+# not acknowledged by then ends the process like a refused one, and its inputs are processed
+# again after a restart. Leader elections take seconds; a broker gone longer is an outage.
+DELIVERY_DEADLINE_S = 120.0
 
 # Called with a batch's topic partition and the offset of its last record once Kafka has it.
 Delivered = Callable[[TopicPartition, int], None]
@@ -88,12 +92,17 @@ def _exit_on_failure(what: str, error: BaseException) -> None:
     os._exit(EXIT_SEND_FAILED)
 
 
+def _overdue(flush: _Flush, deadline_s: float) -> None:
+    if not flush.acked:
+        _exit_on_failure("a flush", TimeoutError(f"no acknowledgement within {deadline_s:g} s"))
+
+
 class _Flush:
     """Acknowledges a flush's input records once Kafka acknowledged all of its batches and the
     flush before it is acknowledged: a record whose outputs filled a batch has some of them in
     the flush before the one that acknowledges it."""
 
-    __slots__ = ("acked", "events", "next", "observe", "remaining", "started")
+    __slots__ = ("acked", "deadline", "events", "next", "observe", "remaining", "started")
 
     def __init__(
         self,
@@ -106,6 +115,7 @@ class _Flush:
         self.started = time.monotonic()
         self.observe = observe
         self.acked = False
+        self.deadline: asyncio.TimerHandle | None = None  # cancelled once acknowledged
         self.next: _Flush | None = None
         self.remaining = batches
         if previous is not None and not previous.acked:
@@ -116,6 +126,8 @@ class _Flush:
         self.remaining -= 1
         if self.remaining == 0:
             self.acked = True
+            if self.deadline is not None:
+                self.deadline.cancel()
             for event in self.events:
                 event.ack()
             if self.observe is not None:
@@ -133,14 +145,17 @@ class OutputBatches:
         linger_s: float = LINGER_S,
         observe_flush: ObserveFlush | None = None,
         state_topics: AbstractSet[str] = frozenset(),
+        delivery_deadline_s: float = DELIVERY_DEADLINE_S,
     ) -> None:
         """``observe_flush`` is told how long each flush that handed batches over took, from
         its start until Kafka acknowledged them all (and the flush before it).
         ``state_topics``: the tables' changelogs, sent once the flush's other batches are
-        delivered."""
+        delivered. A flush not acknowledged within ``delivery_deadline_s`` ends the process
+        (``EXIT_SEND_FAILED``)."""
         self.producer = producer
         self._state_topics = state_topics
         self.linger_s = linger_s
+        self.delivery_deadline_s = delivery_deadline_s
         self.observe_flush = observe_flush
         self._batches: dict[TopicPartition, Any] = {}  # aiokafka BatchBuilder per partition
         self._full: list[tuple[TopicPartition, Any]] = []  # filled by append(), in order
@@ -293,6 +308,9 @@ class OutputBatches:
             self._last_flush = flush
             return
         flush = _Flush(events, len(batches), self._last_flush, self.observe_flush)
+        flush.deadline = asyncio.get_running_loop().call_later(
+            self.delivery_deadline_s, _overdue, flush, self.delivery_deadline_s
+        )
         self._last_flush = flush
         outputs = [sent for sent in batches if sent[0].topic not in self._state_topics]
         states = [sent for sent in batches if sent[0].topic in self._state_topics]

@@ -1,10 +1,12 @@
 """Every private faust name the worker uses, in one place, checked when the worker starts.
 
-faust gives no public way to do three things the worker needs:
+faust gives no public way to do four things the worker needs:
 
 - ``Producer._ensure_producer()`` (faust's aiokafka driver): the aiokafka producer faust started.
   ``OutputBatches`` hands it whole batches (``create_batch``/``send_batch``, public aiokafka);
   faust's own producer sends one record at a time.
+- ``Producer._settings_extra()``: extra settings of its aiokafka producer; the worker's adds
+  ``enable_idempotence`` (faust sets it only inside its transactions).
 - ``rocksdb.Store._db_for_partition(partition)``: a partition's RocksDB database, which
   ``TableStore`` reads and writes directly (faust's ``get``/``set`` cost more than the fold).
 - ``TableManager.recovery`` and its ``completed`` event: set once the tables are recovered, for
@@ -45,6 +47,7 @@ class PrivateName:
 
 REQUIRED: tuple[PrivateName, ...] = (
     PrivateName(Transport.Producer, "_ensure_producer", "OutputBatches' aiokafka producer"),
+    PrivateName(Transport.Producer, "_settings_extra", "an idempotent producer"),
     PrivateName(faust.stores.rocksdb.Store, "_db_for_partition", "TableStore's RocksDB reads"),
     PrivateName(faust.tables.manager.TableManager, "recovery", "readiness"),
     PrivateName(faust.tables.recovery.Recovery, "completed", "readiness"),

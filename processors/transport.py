@@ -9,6 +9,8 @@ seeks such partitions to their start (offset 0, or the log's start through
 ``auto.offset.reset=earliest``); processing them again changes nothing, the fold being
 idempotent.
 
+Its producer is idempotent (faust's is only inside transactions).
+
 It also delivers nothing a resumed partition fetches until faust resumes its consumer's flow.
 faust ends a recovery by resuming the stream partitions, seeking them to their committed
 offsets, then resuming its flow control, which empties the agents' queues, then the consumer's
@@ -52,10 +54,20 @@ class Consumer(faust_aiokafka.Consumer):
         return committed
 
 
+class Producer(faust_aiokafka.Producer):
+    """faust's aiokafka producer, idempotent with acks=all: a batch retried after a lost
+    answer (a leader moving, a timeout) is not written twice. faust asks for that only inside
+    its transactions (exactly_once), which the worker does not use."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class Transport(faust_aiokafka.Transport):
-    """faust's aiokafka transport with :class:`Consumer`."""
+    """faust's aiokafka transport with :class:`Consumer` and :class:`Producer`."""
 
     Consumer = Consumer
+    Producer = Producer
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:

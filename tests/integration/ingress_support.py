@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -28,6 +29,14 @@ from tests.kafka_support import Missing
 
 TOKEN = "test-token-" + "a1b2c3d4e5f6a7b8"
 SAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "samples"
+# The ingress as deployed by default: the 64 KiB body limit, no optional checks.
+NOT_DEFAULT = (
+    "CALLSTREAM_MAX_BODY_BYTES",
+    "CALLSTREAM_WEBHOOK_SIGNING_SECRET",
+    "CALLSTREAM_ALLOWED_CIDRS",
+    "CALLSTREAM_TRUSTED_PROXIES",
+    "CALLSTREAM_INGEST_PROCESSES",
+)
 
 
 JSON = {"Content-Type": "application/json"}
@@ -59,6 +68,11 @@ def lacking(acked: set[str]) -> Missing:
         return f"{len(lost)} acknowledged requests not stored: {sorted(lost)[:5]}" if lost else None
 
     return missing
+
+
+def default_env() -> dict[str, str]:
+    """This process's environment without what would change the ingress's defaults."""
+    return {key: value for key, value in os.environ.items() if key not in NOT_DEFAULT}
 
 
 @dataclass(frozen=True)

@@ -184,3 +184,29 @@ async def test_a_413_closes_the_connection_at_once(kafka_bootstrap: str, chunked
     answer = parse_response(raw)
     assert (answer.status, orjson.loads(answer.body)["error"]) == (413, "payload_too_large")
     assert answer.headers["connection"] == "close"
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "status"),
+    [
+        (b"/webhooks/omicall/wrong-token", b"", 401),
+        (b"/webhooks/omicall/" + TOKEN.encode(), b"", 415),
+        (b"/openapi.json", b"", 405),
+    ],
+    ids=["unauthenticated", "wrong-content-type", "no-such-method"],
+)
+async def test_a_refused_request_with_an_undecodable_body_logs_no_error(
+    kafka_bootstrap: str, service_log: io.StringIO, target: bytes, headers: bytes, status: int
+) -> None:
+    """A body the handler never reads: aiohttp would read it after the answer ("lingering"),
+    fail to decode it, and log an unhandled exception with its traceback, for any client.
+    Found by tests/reliability/test_ingress_fuzz.py."""
+    gzip_header = b"Content-Encoding: gzip\r\n" + headers
+    content_type = b"text/plain" if status == 415 else b"application/json"
+    request = _request(target, gzip_header, b"not gzip at all", content_type=content_type)
+    async with serving_ingress(ingress_settings(kafka_bootstrap)) as ingress:
+        answer = parse_response(await exchange(ingress.port, request, close_within_s=2.0))
+    assert answer.status == status
+    assert answer.headers["connection"] == "close"
+    lines = _ours(_lines(service_log))
+    assert [line for line in lines if line["level"] in {"error", "critical"} or "exc" in line] == []

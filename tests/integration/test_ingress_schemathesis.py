@@ -15,26 +15,18 @@ from pathlib import Path
 
 from callstream.schemas.topics import CALL_EVENTS, CDRS, REJECTED, topic_names
 from tests.contract_support import REPO_ROOT
-from tests.integration.ingress_support import TOKEN, ingress_process
+from tests.integration.ingress_support import TOKEN, default_env, ingress_process
 from tests.kafka_support import read_topic
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 RUN_TIMEOUT_S = 300
-# The ingress as deployed by default: what the hooks' size limit assumes, no optional checks.
-UNSET = (
-    "CALLSTREAM_MAX_BODY_BYTES",
-    "CALLSTREAM_WEBHOOK_SIGNING_SECRET",
-    "CALLSTREAM_ALLOWED_CIDRS",
-    "CALLSTREAM_TRUSTED_PROXIES",
-    "CALLSTREAM_INGEST_PROCESSES",
-)
 
 
 async def test_the_ingress_does_what_its_openapi_document_says(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    env = {key: value for key, value in os.environ.items() if key not in UNSET}
+    env = default_env()  # the ingress as deployed by default: what the hooks' limit assumes
     log = tmp_path / "ingress.log"
     async with ingress_process(env, kafka_bootstrap, prefix, log) as ingress:
         run = await asyncio.create_subprocess_exec(

@@ -406,3 +406,29 @@ async def test_one_partition_full_enough_flushes_between_records_before_the_flus
         ("changelog", 3),
         ("state", 1),
     ]
+
+
+@pytest.mark.parametrize("delivered", [False, True], ids=["overdue", "in-time"])
+async def test_a_flush_not_acknowledged_by_its_deadline_ends_the_process(
+    monkeypatch: pytest.MonkeyPatch, delivered: bool
+) -> None:
+    """An idempotent producer retries a batch for ever: the flush's own deadline ends it."""
+    exits: list[str] = []
+    exited = asyncio.Event()
+
+    def exit_on_failure(what: str, _error: BaseException) -> None:
+        exits.append(what)
+        exited.set()
+
+    monkeypatch.setattr(batches_module, "_exit_on_failure", exit_on_failure)
+    producer = Producer()
+    batches = OutputBatches(producer, delivery_deadline_s=0.05)  # type: ignore[arg-type]
+    await batches.add("state", 0, b"k", b"v")
+    await batches.done(Event())
+    await batches.flush()
+    if delivered:
+        producer.deliver(0)
+        await asyncio.sleep(0.2)  # well past the deadline: nothing must happen
+    else:
+        await asyncio.wait_for(exited.wait(), 2.0)
+    assert exits == ([] if delivered else ["a flush"])
