@@ -43,7 +43,10 @@ from callstream.schemas.topics import (
 OUTPUT_TOPICS = (CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED)
 COMMANDS = "commands"  # internal topic: <app id>-commands
 TABLE = "call-state"  # its changelog: <app id>-call-state-changelog
-SHARES_TABLE = "metric-shares"  # each input partition's share of each window
+# Each input partition's share of each window: rows of the call-state table under SHARE_ROWS,
+# a byte no UTF-8 call id starts with (docs/architecture.md, The worker's guarantee).
+SHARES_TABLE = "metric-shares"
+SHARE_ROWS = b"\xff"
 SHARE_UPDATES = "share-updates"  # internal topic: <app id>-share-updates, keyed by dimension
 WINDOWS_TABLE = "metric-windows"  # each window's shares, on its dimension's partition
 PRODUCER_LINGER_S = 0.005
@@ -129,12 +132,12 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         name: app.Table(
             name, partitions=partitions, key_type=bytes, value_type=bytes, options=options
         )
-        for name in (TABLE, SHARES_TABLE, WINDOWS_TABLE)
+        for name in (TABLE, WINDOWS_TABLE)
     }
     metrics = WorkerMetrics.create()
     batches = SharedBatches(lambda: aiokafka_producer(app.producer), metrics.observe_flush)
     calls = TableSink.of(tables[TABLE], batches)
-    shares = TableSink.of(tables[SHARES_TABLE], batches)
+    shares = calls.section(SHARES_TABLE, SHARE_ROWS)
     windows = TableSink.of(tables[WINDOWS_TABLE], batches)
     open_calls = OpenCalls(settings.full_scan_interval_s)
     outputs = Outputs({name: names[name] for name in OUTPUT_TOPICS}, batches)

@@ -17,7 +17,6 @@ from callstream.kafka.admin import prepare_topics
 from callstream.kafka.topiccheck import WantedTopic, registry_topics
 from callstream.logs import configure_json_logging
 from callstream.processors.app import (
-    SHARES_TABLE,
     TABLE,
     WINDOWS_TABLE,
     changelog_topic_name,
@@ -52,7 +51,7 @@ def worker_topics(settings: WorkerSettings) -> list[WantedTopic]:
         WantedTopic(share_updates_topic_name(app_id), partitions, "delete", joined=True),
         *(
             WantedTopic(changelog_topic_name(app_id, table), partitions, "compact", joined=True)
-            for table in (TABLE, SHARES_TABLE, WINDOWS_TABLE)
+            for table in (TABLE, WINDOWS_TABLE)
         ),
     ]
     return registry_topics([spec.name for spec in TOPICS], settings.topic_prefix) + internal

@@ -41,13 +41,33 @@ class TableSink:
     batches. Any table whose keys and values are bytes: one per table, each agent writing on
     the partition of the record it processes (faust's RocksDB store requires it)."""
 
-    def __init__(self, name: str, store: TableStore, changelog: str, batches: SharedBatches):
+    def __init__(
+        self,
+        name: str,
+        store: TableStore,
+        changelog: str,
+        batches: SharedBatches,
+        prefix: bytes = b"",
+    ):
+        """``prefix``: the rows of a :meth:`section` are those under it, in its table."""
         self.name = name
         self.store = store
         self.changelog = changelog
         self.batches = batches
         batches.holds_state(changelog)
+        self.prefix = prefix
+        self._sections: tuple[bytes, ...] = ()
         self._rows = 0
+
+    def section(self, name: str, prefix: bytes) -> TableSink:
+        """Rows of another kind kept in this table under ``prefix`` (no key of this table's
+        own may start with it): one changelog, so an input record's changes of both kinds on
+        a partition reach Kafka in one batch, written whole (docs/architecture.md, The
+        worker's guarantee)."""
+        if not prefix or self.prefix:
+            raise ValueError("a section needs a prefix, in a table that is no section itself")
+        self._sections += (prefix,)
+        return TableSink(name, self.store, self.changelog, self.batches, prefix)
 
     @classmethod
     def of(cls, table: Any, batches: SharedBatches) -> TableSink:
@@ -68,16 +88,22 @@ class TableSink:
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         """The value under ``key``, in ``partition`` (its writes not yet delivered included)."""
-        return self.store.get(partition, key)
+        return self.store.get(partition, self.prefix + key)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every key and value this worker's partitions hold; reading does not yield to the
-        event loop, so no agent writes meanwhile."""
+        """Every key and value this worker's partitions hold (its sections' rows apart);
+        reading does not yield to the event loop, so no agent writes meanwhile."""
+        if self.prefix:
+            cut = len(self.prefix)
+            return ((k[cut:], v) for k, v in self.store.items() if k.startswith(self.prefix))
+        if self._sections:
+            return ((k, v) for k, v in self.store.items() if not k.startswith(self._sections))
         return self.store.items()
 
     async def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         """``table[key] = value`` (``del`` for None) in ``partition``, and its changelog record.
         The store has the write before this first yields to the event loop."""
+        key = self.prefix + key
         applied = self._put(partition, key, value)
         await self.batches.get().add(self.changelog, partition, key, value, applied)
 
@@ -85,9 +111,11 @@ class TableSink:
         self, batches: OutputBatches, partition: int, key: bytes, value: bytes | None
     ) -> None:
         """:meth:`write` from a before-flush hook (processors/batches.py), into its flush."""
+        key = self.prefix + key
         batches.append(self.changelog, partition, key, value, self._put(partition, key, value))
 
     def _put(self, partition: int, key: bytes, value: bytes | None) -> Delivered:
+        """Store ``value`` under the whole ``key`` (its prefix included)."""
         existed = self.store.get(partition, key) is not None
         self._rows += (value is not None) - existed
         return self.store.put(partition, key, value)

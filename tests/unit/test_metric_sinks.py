@@ -8,10 +8,11 @@ from collections import Counter
 from typing import Any
 
 import msgspec
+import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from callstream.kafka.partitioning import partition_for_key
-from callstream.processors.app import OUTPUT_TOPICS, PRODUCER_MAX_BATCH_BYTES
+from callstream.processors.app import OUTPUT_TOPICS, PRODUCER_MAX_BATCH_BYTES, SHARE_ROWS
 from callstream.processors.batches import RECORD_OVERHEAD_BYTES, SharedBatches
 from callstream.processors.callmetrics.combine import ShareUpdate
 from callstream.processors.callmetrics.partials import Partial
@@ -30,7 +31,7 @@ from tests.unit.test_worker_handlers import EVENTS, Input, Message
 NOW = cdr()["time_end_call"] * 1000 + 1000  # the sample's windows are open
 SETTINGS = MetricSettings()
 KEYS_PER_CALL = 4 * len(SETTINGS.windows)  # all, hotline, agent, direction: each window
-UPDATES, SHARES, WINDOWS = "w-share-updates", "w-metric-shares-changelog", "w-windows-changelog"
+UPDATES, CALLS, WINDOWS = "w-share-updates", "w-call-state-changelog", "w-windows-changelog"
 
 
 class Worker:
@@ -43,12 +44,12 @@ class Worker:
         def sink(name: str, changelog: str) -> TableSink:
             return TableSink(name, TableStore(FaustStore(), None), changelog, self.batches)
 
-        calls = sink("call-state", "w-call-state-changelog")
-        self.shares = sink("metric-shares", SHARES)
+        self.calls = sink("call-state", CALLS)
+        self.shares = self.calls.section("metric-shares", SHARE_ROWS)
         self.windows = sink("metric-windows", WINDOWS)
         writer = ShareWriter(
             self.shares,
-            calls,
+            self.calls,
             UPDATES,
             12,
             settings=SETTINGS,
@@ -56,7 +57,7 @@ class Worker:
             now_ms=lambda: NOW,
         )
         outputs = Outputs({name: f"p.{name}" for name in OUTPUT_TOPICS}, self.batches)
-        step_sink = StepSink(calls, outputs, OpenCalls(full_scan_interval_s=60), writer)
+        step_sink = StepSink(self.calls, outputs, OpenCalls(full_scan_interval_s=60), writer)
         self.fold = FoldHandler(step_sink, self.batches, lambda topic, outcome: None)
         self.emitted: Counter[str] = Counter()
         self.window_handler = WindowHandler(
@@ -90,7 +91,7 @@ async def test_calls_folded_within_one_flush_change_each_share_and_window_once()
         await worker.fold(record)
     sent = await worker.flushed()
     assert [record.acks for record in inputs] == [1, 1, 1]
-    shares = [record for record in sent if record[0] == SHARES]
+    shares = [record for record in sent if record[0] == CALLS and record[2][:1] == SHARE_ROWS]
     assert len(shares) == len({key for _, _, key, _ in shares}) == KEYS_PER_CALL
     updates = [record for record in sent if record[0] == UPDATES]
     assert sorted(key for _, _, key, _ in updates) == [b"agent", b"all", b"direction", b"hotline"]
@@ -122,7 +123,7 @@ async def test_a_calls_shares_go_out_in_the_flush_of_its_state() -> None:
     record = a_cdr("call-1")
     await worker.fold(record)
     assert worker.producer.sent == []  # nothing before the flush
-    changelogs = {"w-call-state-changelog", SHARES}
+    changelogs = {CALLS}
     flush = asyncio.ensure_future(worker.batches.get().flush())
     while not flush.done():  # Kafka acknowledges every output as it comes
         await settle()
@@ -136,15 +137,22 @@ async def test_a_calls_shares_go_out_in_the_flush_of_its_state() -> None:
         for index in pending:
             worker.producer.deliver(index)
     topics = [tp.topic for tp, _, _ in worker.producer.sent]
-    assert {"w-call-state-changelog", SHARES, UPDATES} <= set(topics)
-    first_changelog = min(topics.index(topic) for topic in changelogs)
+    assert {CALLS, UPDATES} <= set(topics)
+    first_changelog = topics.index(CALLS)
+    # The call's state and its shares: one batch of its partition's changelog, written whole.
+    assert topics.count(CALLS) == 1
+    keys = [key for key, _ in worker.producer.sent[first_changelog][1].records]
+    assert keys.count(b"call-1") == 1
+    assert len(keys) == 1 + KEYS_PER_CALL
     assert record.acks == 0
     for index in range(first_changelog, len(worker.producer.sent)):
         worker.producer.deliver(index)
     await settle()
     assert record.acks == 1
-    # Delivered: the share is in the store, and read back from it.
-    assert len(worker.shares.store.store.data) == KEYS_PER_CALL
+    # Delivered: the shares are in the store, beside the call, and read back from it.
+    assert len(worker.shares.store.store.data) == 1 + KEYS_PER_CALL
+    assert len(list(worker.shares.items())) == KEYS_PER_CALL
+    assert [key for key, _ in worker.calls.items()] == [b"call-1"]
 
 
 class KafkaSizedBatch:
@@ -234,3 +242,25 @@ async def test_a_flush_holds_one_batch_of_the_windows_changelog_partition() -> N
     assert len(worker.windows.store.store.data) == 300 * len(SETTINGS.windows)
     for flush in producer.flushes:
         assert len(flush) == len(set(flush)), Counter(flush).most_common(1)
+
+
+async def test_a_section_keeps_its_rows_apart_in_its_tables_store_and_changelog() -> None:
+    producer = Producer()
+    batches = SharedBatches(lambda: producer)  # type: ignore[arg-type,return-value]
+    calls = TableSink("call-state", TableStore(FaustStore(), None), CALLS, batches)
+    shares = calls.section("metric-shares", SHARE_ROWS)
+    await calls.write(1, b"same", b"a call")
+    await shares.write(1, b"same", b"a share")
+    assert (calls.get(1, b"same"), shares.get(1, b"same")) == (b"a call", b"a share")
+    assert list(calls.items()) == [(b"same", b"a call")]
+    assert list(shares.items()) == [(b"same", b"a share")]
+    assert (calls.rows, shares.rows) == (1, 1)
+    await flush_delivered(batches.get(), producer)
+    [(tp, batch, _)] = producer.sent  # one batch of the one changelog
+    assert tp.topic == CALLS
+    assert batch.records == [
+        (b"same", b"a call"),
+        (SHARE_ROWS + b"same", b"a share"),
+    ]
+    with pytest.raises(ValueError, match="no section itself"):
+        shares.section("nested", b"\xfe")
