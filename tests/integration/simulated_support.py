@@ -80,9 +80,12 @@ async def running_pipeline(bootstrap: str, tmp: Path, name: str) -> AsyncIterato
             yield Pipeline(bootstrap, pipeline.prefix, pipeline.ingress_url, worker.url)
 
 
-async def check_against_truth(pipeline: Pipeline, simulated: Simulated) -> None:
+async def check_against_truth(
+    pipeline: Pipeline, simulated: Simulated, deadline_s: float = 180
+) -> list[ConsumerRecord]:
     """calls-completed, a sample of /calls/{call_id}, callstream.metrics and /metrics/... all
-    equal the truth's; waits for the first two (raising at their deadlines)."""
+    equal the truth's; waits for the first two (raising at their deadlines, the first at
+    ``deadline_s``). Returns what calls-completed held."""
     names = topic_names(pipeline.prefix)
 
     def completed_lack(records: list[ConsumerRecord]) -> str | None:
@@ -90,8 +93,12 @@ async def check_against_truth(pipeline: Pipeline, simulated: Simulated) -> None:
             simulated.completed, latest_completed(record.value for record in records)
         )
 
-    await read_until(
-        pipeline.bootstrap, names[CALLS_COMPLETED], completed_lack, deadline_s=180, settle_s=2
+    completed = await read_until(
+        pipeline.bootstrap,
+        names[CALLS_COMPLETED],
+        completed_lack,
+        deadline_s=deadline_s,
+        settle_s=2,
     )
 
     def windows_lack(records: list[ConsumerRecord]) -> str | None:
@@ -116,3 +123,4 @@ async def check_against_truth(pipeline: Pipeline, simulated: Simulated) -> None:
                 want["price"],
                 want["hotline"],
             )
+    return completed
