@@ -106,8 +106,8 @@ def deliveries(simulation: Simulation) -> int:
 
 # The worker's known gap on a cluster (README, "The worker"): a flush goes to each partition
 # leader in its own request, so a kill between them can lose or double an output. Seen here on
-# main: 2 calls missing from calls-completed in one run, 3 calls counted twice in the metric
-# windows (42 windows off) in another, of 4 runs. Strict once the worker's new design lands.
+# main in 2 of 6 runs: 2 calls missing from calls-completed in one, 42 metric windows off by 3
+# calls counted twice (and a stale live_missing) in another. Strict once the new design lands.
 @pytest.mark.xfail(
     strict=False,
     reason="known gap: a SIGKILL between a flush's produce requests to different leaders loses "
