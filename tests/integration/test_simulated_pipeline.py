@@ -9,48 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-import msgspec
 import pytest
-from aiokafka.structs import ConsumerRecord
 
-from callstream.schemas.calls import CallState, CompletedCall
-from callstream.schemas.topics import CALLS_COMPLETED, topic_names
-from callstream.traffic.plan import FaultRates, merged
+from callstream.traffic.plan import merged
 from callstream.traffic.poster import PostSettings, post_deliveries
 from callstream.traffic.simulation import Simulation, call_plans
-from callstream.traffic.truth import truth_record
-from tests.callstate_truth import latest_completed
 from tests.integration.cli_helpers import callstream
-from tests.integration.ingress_support import TOKEN, ingress_process
-from tests.integration.metrics_support import SLA_S, WINDOWS, ZONE, api_windows, latest_windows
-from tests.integration.worker_support import worker_process
-from tests.kafka_support import read_until
-from tests.metrics_truth import expected_windows, window_mismatches
-from tests.simulated_truth import checked, completed_mismatches, expected_completed
+from tests.integration.ingress_support import TOKEN
+from tests.integration.simulated_support import (
+    EVERY_FAULT,
+    Simulated,
+    check_against_truth,
+    running_pipeline,
+    simulated_truth,
+)
 
 CALLS = 2000
 RATE = 20.0  # calls a second on the traffic's clock: 100 s of arrivals, sent as fast as acked
-EVERY_FAULT = FaultRates(
-    duplicate=0.05, reorder=0.08, missing_cdr=0.04, missing_live=0.04, corrected_cdr=0.05
-)
-FAST_TIMER = {"CALLSTREAM_CDR_TIMEOUT_S": "3"}
-SAMPLED = 60  # calls asked for through /calls/{call_id}
-
-
-@dataclass(frozen=True)
-class Simulated:
-    truth: list[dict[str, object]]
-    completed: dict[str, CompletedCall]  # what calls-completed must end with
-    windows: dict[str, dict[str, object]]
 
 
 @pytest.fixture(scope="module")
@@ -63,72 +41,7 @@ def simulation() -> Simulation:
 
 @pytest.fixture(scope="module")
 def simulated(simulation: Simulation) -> Simulated:
-    truth = [truth_record(plan) for plan in call_plans(simulation)]
-    completed = {call.call_id: call for call in map(expected_completed, truth) if call is not None}
-    windows = expected_windows(list(completed.values()), WINDOWS, ZONE, SLA_S)
-    return Simulated(truth, completed, windows)
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    bootstrap: str
-    prefix: str
-    ingress_url: str
-    worker_url: str
-
-
-@asynccontextmanager
-async def running_pipeline(bootstrap: str, tmp: Path, name: str) -> AsyncIterator[Pipeline]:
-    """An ingress process and a worker on topics of their own."""
-    prefix = f"{name}{uuid.uuid4().hex[:8]}."
-    async with ingress_process(
-        os.environ, bootstrap, prefix, tmp / f"{name}-ingress.log"
-    ) as ingress:
-        with worker_process(bootstrap, prefix, tmp, name=name, extra_env=FAST_TIMER) as worker:
-            yield Pipeline(
-                bootstrap,
-                prefix,
-                f"{ingress.url}/webhooks/omicall",
-                f"http://127.0.0.1:{worker.web_port}",
-            )
-
-
-async def check_against_truth(pipeline: Pipeline, simulated: Simulated) -> None:
-    """calls-completed, a sample of /calls/{call_id}, callstream.metrics and /metrics/... all
-    equal the truth's; waits for the first two (raising at their deadlines)."""
-    names = topic_names(pipeline.prefix)
-
-    def completed_lack(records: list[ConsumerRecord]) -> str | None:
-        return completed_mismatches(
-            simulated.completed, latest_completed(record.value for record in records)
-        )
-
-    await read_until(
-        pipeline.bootstrap, names[CALLS_COMPLETED], completed_lack, deadline_s=180, settle_s=2
-    )
-
-    def windows_lack(records: list[ConsumerRecord]) -> str | None:
-        return window_mismatches(simulated.windows, latest_windows(records))
-
-    await read_until(
-        pipeline.bootstrap, names["callstream.metrics"], windows_lack, deadline_s=90, settle_s=2
-    )
-    served = await api_windows(pipeline.worker_url, simulated.windows)
-    assert window_mismatches(simulated.windows, served) is None
-    sample = random.Random(7).sample(sorted(simulated.completed), SAMPLED)
-    async with aiohttp.ClientSession() as session:
-        for call_id in sample:
-            async with session.get(f"{pipeline.worker_url}/calls/{call_id}") as got:
-                assert got.status == 200, await got.text()
-                state = msgspec.json.decode(await got.read(), type=CallState)
-            assert state.status == "completed"
-            want = checked(simulated.completed[call_id])
-            assert (state.outcome, state.talk_sec, state.cost, state.hotline) == (
-                want["outcome"],
-                want["talk_seconds"],
-                want["price"],
-                want["hotline"],
-            )
+    return simulated_truth(simulation)
 
 
 async def test_simulated_calls_with_every_fault_end_as_the_truth_says_also_when_replayed(

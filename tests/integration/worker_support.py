@@ -39,6 +39,10 @@ class Worker:
     log: Path
     web_port: int
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(30)
@@ -54,8 +58,7 @@ class Worker:
         return self.process.returncode
 
 
-@contextmanager
-def worker_process(
+def start_worker(
     bootstrap: str,
     prefix: str,
     tmp: Path,
@@ -65,9 +68,10 @@ def worker_process(
     extra_env: dict[str, str] | None = None,
     store: str = "memory",
     data_dir: Path | None = None,
-) -> Iterator[Worker]:
-    """A worker, ready to process. With the memory store (the default) its table lives only in
-    its changelog; ``data_dir`` (default: one per ``name``) holds a RocksDB store."""
+) -> Worker:
+    """A worker process, started and not yet ready (:func:`wait_worker_ready`). With the memory
+    store (the default) its table lives only in its changelog; ``data_dir`` (default: one per
+    ``name``) holds a RocksDB store."""
     port = free_port()
     env = {
         **(extra_env or {}),
@@ -87,10 +91,40 @@ def worker_process(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    worker = Worker(process, log, port)
+    return Worker(process, log, port)
+
+
+def wait_worker_ready(worker: Worker, deadline_s: float = 120) -> None:
+    """Until its ``/readyz`` answers 200 (joined, table recovered); raises at the deadline."""
+    if not wait_http_ok(f"http://127.0.0.1:{worker.web_port}/readyz", deadline_s):
+        raise AssertionError(f"worker not ready:\n{worker.log.read_text()[-3000:]}")
+
+
+@contextmanager
+def worker_process(
+    bootstrap: str,
+    prefix: str,
+    tmp: Path,
+    *,
+    app_id: str | None = None,
+    name: str = "worker",
+    extra_env: dict[str, str] | None = None,
+    store: str = "memory",
+    data_dir: Path | None = None,
+) -> Iterator[Worker]:
+    """A worker (see :func:`start_worker`), ready to process; stopped at the end."""
+    worker = start_worker(
+        bootstrap,
+        prefix,
+        tmp,
+        app_id=app_id,
+        name=name,
+        extra_env=extra_env,
+        store=store,
+        data_dir=data_dir,
+    )
     try:
-        if not wait_http_ok(f"http://127.0.0.1:{port}/readyz", 120):
-            raise AssertionError(f"worker not ready:\n{log.read_text()[-3000:]}")
+        wait_worker_ready(worker)
         yield worker
     finally:
         worker.stop()
