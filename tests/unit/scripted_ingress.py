@@ -102,6 +102,13 @@ def first(answers: list[Answer], then: Answer = 200) -> Script:
     return lambda _body, attempt: answers[attempt - 1] if attempt <= len(answers) else then
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Ctrl-C at its default, as for a terminal's foreground process: a test run from a
+    background job (bash ignores SIGINT for those) would hand it down ignored, and Python then
+    keeps it ignored, so the SIGINT below did nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def interrupted(*args: str, after_hits: int = 2) -> tuple[int | None, bytes, bytes]:
     """``callstream *args --url <an ingress that never answers>``, sent SIGINT (Ctrl-C) once
     ``after_hits`` requests reached it: its exit code, stdout and stderr."""
@@ -111,6 +118,7 @@ async def interrupted(*args: str, after_hits: int = 2) -> tuple[int | None, byte
             env={**os.environ, "CI": "true"},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_ctrl_c_as_in_a_terminal,
         )
         try:
             await wait_until(lambda: len(ingress.hits) == after_hits, "the requests", deadline_s=60)
