@@ -281,6 +281,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    ready = request.app[PUBLISHER].ready(request.app[SETTINGS].ready_window_s)
+    request.app[METRICS].ready.set(ready)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 # The status label of a request whose client closed the connection before its body was read:
 # no response was sent, and no fault of ours.
@@ -25,6 +25,7 @@ class IngressMetrics:
     published: Counter
     open_connections: Gauge
     closed_connections: Counter
+    ready: Gauge
     # Labelled children, looked up once per metric and labels: .labels() takes a lock each call.
     _children: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
@@ -49,6 +50,7 @@ class IngressMetrics:
     @classmethod
     def create(cls) -> IngressMetrics:
         registry = CollectorRegistry()
+        ProcessCollector(registry=registry)  # process_resident_memory_bytes, CPU, open fds
         return cls(
             registry=registry,
             requests=Counter(
@@ -96,6 +98,11 @@ class IngressMetrics:
                 "connections the ingress closed on its own: over_limit (refused, 503), "
                 "header_timeout (request headers too slow), write_timeout (responses left unread)",
                 ["reason"],
+                registry=registry,
+            ),
+            ready=Gauge(
+                "callstream_ingress_ready",
+                "1 while GET /readyz would answer 200 (Kafka reached, topics checked), else 0",
                 registry=registry,
             ),
         )

@@ -149,7 +149,9 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         settings=settings.metrics,
         observe_late=metrics.late_dropped,
     )
-    sink = StepSink(calls, outputs, open_calls, share_writer)
+    sink = StepSink(
+        calls, outputs, open_calls, share_writer, observe_completed=metrics.observe_completed
+    )
     fold_window = WindowHandler(
         windows,
         names[METRICS],

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 from callstream.processors.step import Outcome
 
@@ -31,7 +38,9 @@ class WorkerMetrics:
     table_rows: Gauge
     window_emits: Counter
     late_drops: Counter
+    completions: Counter
     flush_seconds: Histogram
+    ready: Gauge
     # Labelled children, looked up once per metric and labels: .labels() takes a lock each call.
     _children: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
@@ -45,6 +54,10 @@ class WorkerMetrics:
         """An input record of ``topic`` (the cluster's name) was processed: ``changed`` its
         call's state, ``unchanged`` (a duplicate, an old event), or ``rejected``."""
         self._child(self.events_folded, topic, outcome).inc()
+
+    def observe_completed(self, first: bool) -> None:
+        """A call's completed record was published: its first, or a correction."""
+        self._child(self.completions, "first" if first else "correction").inc()
 
     def window_emitted(self, window: str, count: int = 1) -> None:
         """``count`` changed metric windows of size ``window`` (``1m``, ``15m``, ``1h``, ``1d``)
@@ -72,6 +85,7 @@ class WorkerMetrics:
     @classmethod
     def create(cls) -> WorkerMetrics:
         registry = CollectorRegistry()
+        ProcessCollector(registry=registry)  # process_resident_memory_bytes, CPU, open fds
         return cls(
             registry=registry,
             events_folded=Counter(
@@ -107,10 +121,22 @@ class WorkerMetrics:
                 ["window"],
                 registry=registry,
             ),
+            completions=Counter(
+                "callstream_worker_completions",
+                "completed records published to callstream.calls-completed: a call's first "
+                "(kind first), or a later revision of it (kind correction)",
+                ["kind"],
+                registry=registry,
+            ),
             flush_seconds=Histogram(
                 "callstream_worker_flush_seconds",
                 "a flush of the output batches, from its start until Kafka acknowledged them",
                 buckets=FLUSH_BUCKETS,
+                registry=registry,
+            ),
+            ready=Gauge(
+                "callstream_worker_ready",
+                "1 while GET /readyz would answer 200 (joined, tables recovered, no rebalance)",
                 registry=registry,
             ),
         )
@@ -162,7 +188,9 @@ class Scrape:
     async def __call__(self) -> bytes:
         for name, table in self.tables.items():
             self.metrics.set_table_rows(name, table.rows)
-        if self.ready():
+        ready = self.ready()
+        self.metrics.ready.set(ready)
+        if ready:
             try:
                 lags = await asyncio.wait_for(
                     consumer_lag(self.consumer(), self.topics), LAG_TIMEOUT_S

@@ -142,6 +142,11 @@ class Outputs:
             await batches.add(self.topics[record.topic], partition, record.key, record.value)
 
 
+# Told, each time a call's completed record is published, whether it is the call's first
+# (``True``) or a correction of it (processors/ops_metrics.py counts them).
+ObserveCompleted = Callable[[bool], None]
+
+
 class StepSink:
     """A call-state step (processors/step.py): the call's new state in the call-state table and
     the step's records, added together; the timer's open calls noted as they change."""
@@ -152,6 +157,8 @@ class StepSink:
         outputs: Outputs,
         open_calls: OpenCalls,
         shares: ShareWriter | None = None,
+        *,
+        observe_completed: ObserveCompleted | None = None,
     ) -> None:
         """``shares``: the metrics' shares of the call's windows, changed with its completed
         record (processors/metric_sinks.py); None counts no metrics."""
@@ -159,6 +166,7 @@ class StepSink:
         self.outputs = outputs
         self.open_calls = open_calls
         self.shares = shares
+        self.observe_completed = observe_completed
 
     def loader(self, partition: int) -> Callable[[str], bytes | None]:
         """``fold_record``'s ``load``: a call's stored state, in ``partition``."""
@@ -180,6 +188,8 @@ class StepSink:
         if step.call_id is not None and step.stored is not None:
             await self.write(partition, step.call_id.encode(), step.stored, is_open=step.is_open)
         await self.outputs.add(step.records, partitions)
+        if self.observe_completed is not None and step.completed_after is not None:
+            self.observe_completed(step.completed_before is None)
         changed = step.completed_before is not None or step.completed_after is not None
         if self.shares is not None and step.call_id is not None and changed:
             await self.shares.apply(

@@ -38,6 +38,8 @@ async def test_metrics_pass_promtool_with_every_label_written() -> None:
         'reason="over_limit"',
         'reason="header_timeout"',
         "callstream_ingress_open_connections ",
+        "callstream_ingress_ready 1.0",  # serving's publisher is ready
+        "process_resident_memory_bytes ",
     ):
         assert shown.encode() in exposition, shown
     await assert_promtool_passes(exposition)

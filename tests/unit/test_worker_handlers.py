@@ -20,7 +20,7 @@ from callstream.processors.sweep import EVICT, EXPIRE, OpenCalls
 from callstream.processors.tablestore import TableStore
 from callstream.schemas.headers import RECEIVED_AT_MS
 from callstream.schemas.topics import CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED
-from tests.unit.schema_fixtures import event
+from tests.unit.schema_fixtures import cdr, event
 from tests.unit.test_callstate import CALL, CDR, RINGING, T0
 from tests.unit.test_sweep import deadline_of, stored
 from tests.unit.test_tablestore import FaustStore
@@ -161,3 +161,21 @@ def test_the_receive_time_is_the_ingress_header_else_the_record_timestamp() -> N
     assert received_at_ms(with_header) == 1234
     assert received_at_ms(Input(Message(EVENTS, 0, [(RECEIVED_AT_MS, b"x")]), b"")) == T0
     assert received_at_ms(Input(Message(EVENTS, 0, None), b"")) == T0
+
+
+async def test_a_calls_first_completed_record_and_its_corrections_are_counted_apart() -> None:
+    worker = Worker()
+    completions: list[bool] = []
+    worker.sink.observe_completed = completions.append
+    fold = FoldHandler(worker.sink, worker.batches, worker.observe)
+    first = cdr() | {"transaction_id": CALL}
+    corrected = first | {"last_updated_date": first["last_updated_date"] + 1, "answer_sec": 6}
+    for body in (event(), first, first, corrected):
+        await fold(Input(Message(EVENTS, 5), orjson.dumps(body)))
+    assert [outcome for _, outcome in worker.observed] == [
+        "changed",
+        "changed",
+        "unchanged",  # the duplicate CDR publishes nothing
+        "changed",
+    ]
+    assert completions == [True, False]  # the first completed record, then one correction

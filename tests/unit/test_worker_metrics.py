@@ -55,6 +55,8 @@ async def test_every_metric_with_every_label_passes_promtool() -> None:
     metrics.window_emitted("1m", 4)
     metrics.late_dropped("1d")
     metrics.observe_flush(0.031)
+    metrics.observe_completed(True)
+    metrics.observe_completed(False)
     exposition = await Scrape(metrics, {}, lambda: None, (), ready=lambda: False)()
     found = samples(exposition)
     for name, labels in [
@@ -63,6 +65,10 @@ async def test_every_metric_with_every_label_passes_promtool() -> None:
         ("callstream_worker_window_emits_total", {"window": "1m"}),
         ("callstream_worker_late_dropped_total", {"window": "1d"}),
         ("callstream_worker_flush_seconds_count", {}),
+        ("callstream_worker_completions_total", {"kind": "first"}),
+        ("callstream_worker_completions_total", {"kind": "correction"}),
+        ("callstream_worker_ready", {}),
+        ("process_resident_memory_bytes", {}),
     ]:
         assert (name, tuple(sorted(labels.items()))) in found, name
     await assert_promtool_passes(exposition)
