@@ -146,8 +146,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    serve_ingress(args.host, args.port)
-    return 0
+    return serve_ingress(args.host, args.port)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ refusal to its HTTP status.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -19,7 +20,7 @@ from typing import Any
 import msgspec
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from callstream.ingest.auth import (
     TOKEN_HEADER,
@@ -85,6 +86,7 @@ TOPICS = web.AppKey("topics", IngressTopics)
 
 INGRESS_TOPICS = (CALL_EVENTS, CDRS, REJECTED)
 RETRY_AFTER_S = "5"
+READY_GAUGE_REFRESH_S = 1.0  # callstream_ingress_ready is at most this old
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
@@ -283,7 +285,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     ready = request.app[PUBLISHER].ready(request.app[SETTINGS].ready_window_s)
     request.app[METRICS].ready.set(ready)
-    body = generate_latest(request.app[METRICS].registry)
+    body = request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -313,7 +315,21 @@ def create_app(settings: IngressSettings, publisher: Publisher | None = None) ->
         yield
         await app[PUBLISHER].stop()
 
+    async def ready_gauge(app: web.Application) -> AsyncIterator[None]:
+        """Keep ``callstream_ingress_ready`` current between scrapes: with several processes,
+        a scrape reads the others' last values (ingest/metrics.py)."""
+
+        async def refresh() -> None:
+            while True:
+                app[METRICS].ready.set(app[PUBLISHER].ready(settings.ready_window_s))
+                await asyncio.sleep(READY_GAUGE_REFRESH_S)
+
+        task = asyncio.create_task(refresh())
+        yield
+        task.cancel()
+
     app.cleanup_ctx.append(publisher_lifecycle)
+    app.cleanup_ctx.append(ready_gauge)
     app.router.add_post("/webhooks/omicall/{token}", receive_webhook)
     app.router.add_post("/webhooks/omicall", receive_webhook)
     add_healthz(app, "ingress")

@@ -1,12 +1,36 @@
 """The ingress's Prometheus metrics, in a registry of its own (one per app, so tests can build
-several apps in one process)."""
+several apps in one process).
+
+Several ingress processes on one port (ingest/processes.py) keep their figures in
+prometheus_client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set before they start), so
+that a scrape, which reaches one of them, shows the sums of all of them.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from callstream.ingest.processes import MULTIPROCESS_DIR
+
+_PID_FILE = re.compile(r"_(\d+)\.db$")  # prometheus_client's files: <kind>_<pid>.db
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 # The status label of a request whose client closed the connection before its body was read:
 # no response was sent, and no fault of ours.
@@ -35,6 +59,16 @@ class IngressMetrics:
             child = self._children[(metric, *labels)] = metric.labels(*labels)
         return child
 
+    def exposition(self) -> bytes:
+        """``GET /metrics``: this process's figures, or every ingress process's summed."""
+        directory = os.environ.get(MULTIPROCESS_DIR)
+        if directory is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        registry.register(ProcessesMemory(Path(directory)))
+        return generate_latest(registry)
+
     def observe_published(self, topic: str) -> None:
         self._child(self.published, topic).inc()
 
@@ -50,7 +84,8 @@ class IngressMetrics:
     @classmethod
     def create(cls) -> IngressMetrics:
         registry = CollectorRegistry()
-        ProcessCollector(registry=registry)  # process_resident_memory_bytes, CPU, open fds
+        if MULTIPROCESS_DIR not in os.environ:  # else ProcessesMemory, at each scrape
+            ProcessCollector(registry=registry)  # process_resident_memory_bytes, CPU, open fds
         return cls(
             registry=registry,
             requests=Counter(
@@ -76,6 +111,7 @@ class IngressMetrics:
                 "callstream_ingress_in_flight_requests",
                 "requests being handled now",
                 registry=registry,
+                multiprocess_mode="livesum",
             ),
             received_bytes=Counter(
                 "callstream_ingress_received_bytes",
@@ -90,8 +126,9 @@ class IngressMetrics:
             ),
             open_connections=Gauge(
                 "callstream_ingress_open_connections",
-                "client connections open now (this process)",
+                "client connections open now",
                 registry=registry,
+                multiprocess_mode="livesum",
             ),
             closed_connections=Counter(
                 "callstream_ingress_closed_connections",
@@ -102,7 +139,33 @@ class IngressMetrics:
             ),
             ready=Gauge(
                 "callstream_ingress_ready",
-                "1 while GET /readyz would answer 200 (Kafka reached, topics checked), else 0",
+                "1 while GET /readyz would answer 200 (Kafka reached, topics checked), else 0; "
+                "with several processes, 1 while every one would",
                 registry=registry,
+                multiprocess_mode="livemin",
             ),
         )
+
+
+class ProcessesMemory(Collector):
+    """``process_resident_memory_bytes`` of every ingress process that writes to ``directory``
+    (labelled by pid): prometheus_client's process collector sees only the one scraped."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "process_resident_memory_bytes",
+            "resident memory of each ingress process",
+            labels=["pid"],
+        )
+        found = (_PID_FILE.search(path.name) for path in self.directory.iterdir())
+        pids = {int(match.group(1)) for match in found if match}
+        for pid in sorted(pids):
+            try:
+                resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # exited since it last wrote
+            family.add_metric([str(pid)], resident_pages * _PAGE_BYTES)
+        yield family

@@ -1,14 +1,10 @@
-"""Run the ingress: settings from the environment, JSON logs, graceful shutdown on SIGTERM.
-
-``CALLSTREAM_INGEST_PROCESSES`` > 1 runs that many processes on one port (SO_REUSEPORT; the
-kernel spreads connections), each with its own producer: the handler is CPU-bound, so this is
-how the ingress uses more than one core.
+"""Run the ingress: settings from the environment, JSON logs, graceful shutdown on SIGTERM;
+``CALLSTREAM_INGEST_PROCESSES`` > 1 runs that many processes on one port (ingest/processes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -18,6 +14,7 @@ from aiohttp import web
 
 from callstream.ingest.app import METRICS, create_app
 from callstream.ingest.connections import ConnectionGate
+from callstream.ingest.processes import become_supervisor
 from callstream.ingest.settings import IngressSettings
 from callstream.logs import configure_json_logging
 from callstream.settings import SettingsError, env_int
@@ -82,31 +79,22 @@ async def _serve_until_signal(settings: IngressSettings, host: str, port: int, r
         await stop.wait()
 
 
-def _serve_one(host: str, port: int, reuse_port: bool) -> None:
+def serve(host: str, port: int, reuse_port: bool) -> None:
+    """One serving process, until SIGINT/SIGTERM."""
     settings = IngressSettings.from_env()
     configure_json_logging(settings.log_level)
     asyncio.run(_serve_until_signal(settings, host, port, reuse_port))
 
 
-def serve_ingress(host: str, port: int) -> None:
-    """Run until SIGINT/SIGTERM. Raises AuthConfigError/SettingsError before listening when the
-    configuration is unusable (no token, bad CIDR, ...)."""
+def serve_ingress(host: str, port: int) -> int:
+    """Run until SIGINT/SIGTERM; the exit code. Raises AuthConfigError/SettingsError before
+    listening when the configuration is unusable (no token, bad CIDR, ...)."""
     IngressSettings.from_env()  # fail here, once, before any process starts
     processes = env_int(os.environ, "CALLSTREAM_INGEST_PROCESSES", 1)
     if processes < 1:
         raise SettingsError("CALLSTREAM_INGEST_PROCESSES must be at least 1")
-    context = multiprocessing.get_context("spawn")
-    others = [
-        context.Process(target=_serve_one, args=(host, port, True), daemon=False)
-        for _ in range(processes - 1)
-    ]
-    for process in others:
-        process.start()
-    try:
-        _serve_one(host, port, reuse_port=processes > 1)
-    finally:
-        for process in others:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
-        for process in others:
-            process.join(SHUTDOWN_GRACE_S + 5)
+    if processes == 1:
+        serve(host, port, reuse_port=False)
+    else:
+        become_supervisor(host, port, processes)  # never returns
+    return 0
