@@ -5,10 +5,10 @@ auto-creation defaults or runs on topics that would split a call."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -135,10 +135,27 @@ async def _create_missing(admin: AIOKafkaAdminClient, topics: list[NewTopic]) ->
     existing = set(await admin.list_topics())
     missing = [topic for topic in topics if topic.name not in existing]
     if missing:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(missing)
+        response = await admin.create_topics(missing)
+        refused = creation_refusals(response.topic_errors)
+        if refused:
+            raise TopicMismatch(refused)
         await _wait_visible(admin, {topic.name: topic.num_partitions for topic in missing})
     return [topic.name for topic in missing]
+
+
+def creation_refusals(topic_errors: Iterable[Sequence[Any]]) -> list[str]:
+    """The broker's refusals in a CreateTopics response (``(topic, error code[, message])``
+    each; aiokafka raises none of them), as problems to name: an invalid name, a replication
+    factor above the brokers, a policy. One that exists already is no error: another process
+    created it at the same moment."""
+    refused = []
+    for name, code, *message in topic_errors:
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        error = for_code(code)
+        detail = f": {message[0]}" if message and message[0] else ""
+        refused.append(f"topic {name!r} cannot be created ({error.__name__}{detail})")
+    return refused
 
 
 async def _wait_visible(

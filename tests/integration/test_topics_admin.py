@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from callstream.kafka.admin import ensure_topics
+from callstream.kafka.topiccheck import TopicMismatch
 from callstream.schemas.topics import TOPICS, topic
 from tests.integration.ingress_support import ingress_settings, running_ingress
 
@@ -44,3 +47,15 @@ async def test_the_ingress_creates_its_topics_before_it_is_ready(kafka_bootstrap
         for name in ("omicall.call-events", "omicall.cdrs", "omicall.rejected"):
             partitions, _ = await _describe(kafka_bootstrap, ingress.topics[name])
             assert partitions == topic(name).partitions
+
+
+async def test_a_topic_the_broker_refuses_to_create_is_named_at_once(kafka_bootstrap: str) -> None:
+    """A prefix with a character Kafka refuses in topic names (the app id of a worker, say)
+    fails with the broker's reason, not a wait for topics that will never appear."""
+    prefix = f"adm+{uuid.uuid4().hex[:8]}."
+    began = time.monotonic()
+    with pytest.raises(TopicMismatch) as refused:
+        await ensure_topics(kafka_bootstrap, TOPICS[:1], prefix)
+    assert time.monotonic() - began < 5
+    name = TOPICS[0].full_name(prefix)
+    assert f"topic {name!r} cannot be created (InvalidTopicError" in str(refused.value)
