@@ -28,8 +28,10 @@ from tests.metrics_truth import window_mismatches
 from tests.simulated_truth import completed_mismatches
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-TIMESTAMPS = {"calls": "started_at, answered_at, ended_at", "metric_windows": "window_start, "
-              "window_end, updated_at"}  # fmt: skip
+TIMESTAMPS = {  # the columns the export adds to the records' fields
+    "calls": "started_at, answered_at, ended_at",
+    "metric_windows": "window_start, window_end, updated_at",
+}
 
 
 def readme_queries() -> list[str]:
@@ -109,10 +111,8 @@ async def check_export_against_truth(
         _export, pipeline, "--since", midnight.isoformat(), "--to", "duckdb", str(database)
     )
     with duckdb.connect(str(database), read_only=True) as connection:
-        assert (
-            completed_mismatches(simulated.completed, _calls(_table(connection, "calls", "calls")))
-            is None
-        )
+        calls = _calls(_table(connection, "calls", "calls"))
+        assert completed_mismatches(simulated.completed, calls) is None
         windows = _windows(_table(connection, "metric_windows", "metric_windows"))
         assert window_mismatches(simulated.windows, windows) is None
         assert min(row["window_start_ms"] for row in windows.values()) >= since_ms

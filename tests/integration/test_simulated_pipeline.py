@@ -67,9 +67,7 @@ async def test_simulated_calls_with_every_fault_end_as_the_truth_says_also_when_
         summary = await post_deliveries(merged(call_plans(simulation)), settings)
         assert summary.acked == summary.sent, summary
         await check_against_truth(first, simulated)
-        exporting = time.monotonic()
         await check_export_against_truth(first, simulated, simulation.start_s * 1000, tmp_path)
-        print(f"export checked in {time.monotonic() - exporting:.1f} s")
     recording = tmp_path / "recorded.jsonl"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     captured = await asyncio.to_thread(
