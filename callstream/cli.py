@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from callstream import __version__
+from callstream.export.cli import add_export_cli
 from callstream.ingest.auth import AuthConfigError
 from callstream.ingest.server import serve_ingress
 from callstream.kafka import broker, cluster
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_cli(verbs)
     add_replay_cli(verbs)
     add_capture_cli(verbs)
+    add_export_cli(verbs)
     return parser
 
 

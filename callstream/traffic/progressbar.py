@@ -1,4 +1,5 @@
-"""The poster's counts on stderr while it runs, and a summary table at the end.
+"""Progress on stderr: the poster's counts while it runs and a summary table at the end
+(``simulate``, ``replay``), and a bar of the records read (``capture``, ``export``).
 
 On a terminal: a rich live line. Elsewhere (a pipe, a log file, or ``CI`` set): no control
 codes, one plain line every few seconds instead, so long runs still show they progress.
@@ -13,7 +14,15 @@ from collections.abc import Mapping
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from callstream.traffic.poster import PostSummary
@@ -34,6 +43,11 @@ def live_wanted(environ: Mapping[str, str] | None = None) -> bool:
     return sys.stderr.isatty() and not env.get("CI")
 
 
+def stderr_console(live: bool) -> Console:
+    """Where the bars write: stderr, with control codes and colour only when ``live``."""
+    return Console(stderr=True, force_terminal=live, no_color=not live, highlight=False)
+
+
 class ProgressBar:
     """A :class:`~callstream.traffic.poster.PostProgress` for the ``traffic`` commands; use as
     a context manager, then :meth:`finish` with the final counts."""
@@ -41,9 +55,7 @@ class ProgressBar:
     def __init__(self, label: str, *, live: bool | None = None) -> None:
         self.label = label
         self.live = live_wanted() if live is None else live
-        self.console = Console(
-            stderr=True, force_terminal=self.live, no_color=not self.live, highlight=False
-        )
+        self.console = stderr_console(self.live)
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._last_line = time.monotonic()
@@ -100,3 +112,60 @@ class ProgressBar:
         for name, value in rows.items():
             table.add_row(name, str(value))
         self.console.print(table)
+
+
+class ReadBar:
+    """A :class:`~callstream.kafka.reading.ReadProgress` for the commands that read topics: a
+    bar of the records read on a terminal, a plain line every few seconds elsewhere. Use as a
+    context manager; :meth:`say` prints a line without breaking the bar."""
+
+    def __init__(self, label: str, *, live: bool | None = None) -> None:
+        self.label = label
+        self.live = live_wanted() if live is None else live
+        self.console = stderr_console(self.live)
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._total = 0
+        self._last_line = time.monotonic()
+
+    def __enter__(self) -> ReadBar:
+        if self.live:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("records"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._bar.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def say(self, line: str) -> None:
+        self.console.print(f"callstream: {line}", markup=False, highlight=False, soft_wrap=True)
+
+    def begin(self, total: int, partitions: int, of: int) -> None:
+        self._total = total
+        self.say(f"{self.label}: {total} records in {partitions} of {of} partitions")
+        if self._bar is not None:
+            self._task = self._bar.add_task(self.label, total=total)
+
+    def advance(self, done: int) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=done)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= PLAIN_INTERVAL_S:
+            self._last_line = now
+            self.say(f"{self.label}: {done} of {self._total} records read")

@@ -6,19 +6,19 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from aiokafka.errors import KafkaError
 
-from callstream.processors.params import BadRequest, parse_time
+from callstream.cliargs import moment
+from callstream.kafka.reading import ReadError
 from callstream.schemas.topics import CALL_EVENTS, CDRS, topic_names
 from callstream.settings import env_bootstrap
-from callstream.traffic.capture import CaptureError, capture
+from callstream.traffic.capture import capture
 from callstream.traffic.delivery import Delivery
 from callstream.traffic.poster import PostSummary, post_deliveries
-from callstream.traffic.progressbar import ProgressBar
+from callstream.traffic.progressbar import ProgressBar, ReadBar
 from callstream.traffic.recording import deliveries
 from callstream.traffic.target import TargetError, add_target_arguments, post_settings
 
@@ -88,18 +88,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay_code(summary, notes.skipped)
 
 
-def _moment(option: str) -> Callable[[str], int]:
-    """An argparse type: epoch ms of ISO 8601 or epoch ms (the query API's rule)."""
-
-    def parse(text: str) -> int:
-        try:
-            return parse_time(option, text)
-        except BadRequest as bad:
-            raise argparse.ArgumentTypeError(bad.reason) from None
-
-    return parse
-
-
 def cmd_capture(args: argparse.Namespace) -> int:
     names = topic_names(os.environ.get("CALLSTREAM_TOPIC_PREFIX", "").strip())
     wanted = [name.strip() for name in args.topic.split(",") if name.strip()]
@@ -109,7 +97,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     bootstrap = env_bootstrap(os.environ)
     out: Path = args.out
     try:
-        with out.open("wb") as sink:
+        with out.open("wb") as sink, ReadBar("capture") as bar:
             written = asyncio.run(
                 capture(
                     bootstrap,
@@ -117,10 +105,10 @@ def cmd_capture(args: argparse.Namespace) -> int:
                     sink,
                     since_ms=args.since,
                     until_ms=args.until,
-                    progress=_say,
+                    progress=bar,
                 )
             )
-    except (CaptureError, KafkaError) as error:
+    except (ReadError, KafkaError) as error:
         _say(f"error: {error}")
         return 1
     _say(f"capture: {written} records written to {out}")
@@ -151,14 +139,12 @@ def add_capture_cli(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"(default {default_topics})",
     )
     cap.add_argument("--out", type=Path, required=True, help="the JSON-lines file to write")
-    moment = "ISO 8601 (no zone: UTC) or epoch ms, of the records' timestamps"
-    cap.add_argument(
-        "--since", type=_moment("--since"), default=None, help=f"first moment, {moment}"
-    )
+    when = "ISO 8601 (no zone: UTC) or epoch ms, of the records' timestamps"
+    cap.add_argument("--since", type=moment("--since"), default=None, help=f"first moment, {when}")
     cap.add_argument(
         "--until",
-        type=_moment("--until"),
+        type=moment("--until"),
         default=None,
-        help=f"end, excluded, {moment} (default: the end offsets when the capture starts)",
+        help=f"end, excluded, {when} (default: the end offsets when the capture starts)",
     )
     cap.set_defaults(func=cmd_capture)

@@ -3,7 +3,9 @@ delivery fault on, posted to a real ingress, folded by a real worker; then the s
 captured from Kafka and replayed into a fresh pipeline. Each time, the highest revision of every
 call on ``callstream.calls-completed``, ``/calls/{call_id}`` for a sample, and every metric
 window (on ``callstream.metrics`` and from ``/metrics/{dimension}``) equal what
-tests/simulated_truth.py computes from the truth alone."""
+tests/simulated_truth.py computes from the truth alone. The first pipeline's topics are also
+exported (``callstream export``) and README's analysts' queries run over the export
+(tests/integration/export_support.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from callstream.traffic.plan import merged
 from callstream.traffic.poster import PostSettings, post_deliveries
 from callstream.traffic.simulation import Simulation, call_plans
 from tests.integration.cli_helpers import callstream
+from tests.integration.export_support import check_export_against_truth
 from tests.integration.ingress_support import TOKEN
 from tests.integration.simulated_support import (
     EVERY_FAULT,
@@ -47,8 +50,9 @@ def simulated(simulation: Simulation) -> Simulated:
 async def test_simulated_calls_with_every_fault_end_as_the_truth_says_also_when_replayed(
     kafka_bootstrap: str, tmp_path: Path, simulation: Simulation, simulated: Simulated
 ) -> None:
-    """The simulator's traffic through one pipeline; then ``capture`` of what its ingress
-    published, and ``replay`` of that file into a fresh pipeline: both end as the truth says."""
+    """The simulator's traffic through one pipeline, and its export; then ``capture`` of what
+    its ingress published, and ``replay`` of that file into a fresh pipeline: all as the truth
+    says."""
     faults = {fault for line in simulated.truth for fault in line["faults"]}  # type: ignore[attr-defined]
     assert faults == {
         "duplicate",
@@ -63,6 +67,7 @@ async def test_simulated_calls_with_every_fault_end_as_the_truth_says_also_when_
         summary = await post_deliveries(merged(call_plans(simulation)), settings)
         assert summary.acked == summary.sent, summary
         await check_against_truth(first, simulated)
+        await check_export_against_truth(first, simulated, simulation.start_s * 1000, tmp_path)
     recording = tmp_path / "recorded.jsonl"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     captured = await asyncio.to_thread(

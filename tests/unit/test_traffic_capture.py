@@ -1,20 +1,19 @@
-"""capture's merge: timestamp order across partitions, each partition's offset order kept, a
-record written only once every partition still being read has one to compare."""
+"""The topic reader's merge (capture's and export's): timestamp order across partitions, each
+partition's offset order kept, a record handed on only once every partition still being read
+has one to compare."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 from aiokafka.structs import TopicPartition
 
 from callstream.kafka.broker import free_port
-from callstream.traffic.capture import BUFFER_PER_PARTITION, Span, _Merge
+from callstream.kafka.reading import BUFFER_PER_PARTITION, Merge, Span
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -33,14 +32,13 @@ def recs(tp: TopicPartition, stamps: list[int], first: int = 0) -> list[Rec]:
     return [Rec(tp.topic, tp.partition, first + n, ts) for n, ts in enumerate(stamps)]
 
 
-def written(out: io.BytesIO) -> list[tuple[int, int]]:
-    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
-    return [(line["partition"], line["offset"]) for line in lines]
+def written(out: list[Rec]) -> list[tuple[int, int]]:
+    return [(record.partition, record.offset) for record in out]
 
 
 def test_records_wait_for_every_partition_still_being_read() -> None:
-    out = io.BytesIO()
-    merge = _Merge({A: Span(0, 3), B: Span(0, 2)}, out)
+    out: list[Rec] = []
+    merge = Merge({A: Span(0, 3), B: Span(0, 2)}, out.append)
     merge.add(A, recs(A, [10, 30, 50]))
     merge.read_all.add(A)
     merge.write_ready()
@@ -58,7 +56,7 @@ def test_records_wait_for_every_partition_still_being_read() -> None:
 
 
 def test_a_partition_holding_enough_is_not_fetched_from() -> None:
-    merge = _Merge({A: Span(0, 10_000), B: Span(0, 10)}, io.BytesIO())
+    merge = Merge({A: Span(0, 10_000), B: Span(0, 10)}, lambda _record: None)
     merge.add(A, recs(A, list(range(BUFFER_PER_PARTITION))))
     merge.write_ready()
     assert merge.full() == {A}

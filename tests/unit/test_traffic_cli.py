@@ -12,7 +12,7 @@ from callstream.cli import build_parser, main
 from callstream.kafka.broker import free_port
 from callstream.traffic import progressbar
 from callstream.traffic.poster import PostSummary
-from callstream.traffic.progressbar import ProgressBar, live_wanted
+from callstream.traffic.progressbar import ProgressBar, ReadBar, live_wanted
 from callstream.traffic.replay_cli import replay_code
 from callstream.traffic.target import TargetError, checked_url, resolve_token
 from tests.unit.scripted_ingress import TOKEN, interrupted
@@ -101,6 +101,21 @@ def test_without_a_terminal_progress_is_plain_lines_and_a_table(
     assert "callstream: replay: sent 5, acked 4, refused 1, retried 0, failed 0, 2.0/s" in err
     for row in ("skipped lines", "HTTP 400", "2.0 acked/s"):
         assert row in err
+
+
+def test_a_read_without_a_terminal_says_its_size_then_plain_lines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progressbar, "PLAIN_INTERVAL_S", 0.0)
+    with ReadBar("export", live=False) as bar:
+        bar.begin(120, 3, 12)
+        bar.advance(60)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert err.splitlines() == [
+        "callstream: export: 120 records in 3 of 12 partitions",
+        "callstream: export: 60 of 120 records read",
+    ]
 
 
 async def test_ctrl_c_prints_the_counts_so_far_and_exits_130(tmp_path: Path) -> None:
