@@ -54,6 +54,10 @@ def env(cli_env: dict[str, str]) -> dict[str, str]:
     return {**cli_env, "CALLSTREAM_INGEST_PROCESSES": "2"}
 
 
+def resident_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
@@ -80,8 +84,7 @@ async def test_a_scrape_sums_both_processes_and_sigterm_stops_both(
                 await assert_promtool_passes(body)
         assert len(pids) == 2, pids  # two serving processes, neither the supervisor
         assert str(ingress.process.pid) not in pids
-        supervisor = Path(f"/proc/{ingress.process.pid}/statm").read_text().split()
-        assert int(supervisor[1]) * os.sysconf("SC_PAGE_SIZE") < SUPERVISOR_BYTES
+        assert resident_bytes(ingress.process.pid) < SUPERVISOR_BYTES
         ingress.process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(ingress.process.wait(), 30)
     assert code == 0, log.read_text()[-2000:]
