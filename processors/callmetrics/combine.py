@@ -1,8 +1,8 @@
 """A window's published figures: its partitions' shares added up.
 
 Each partition sends its whole share of a window, with the share's version, every time it
-changes. The window keeps the latest share of each partition (a share whose version it already
-has or passed changes nothing: a duplicate, a replay, or one overtaken) and publishes their
+changes. The window keeps the latest share of each partition (a share it holds, or one whose
+version it passed, changes nothing: a duplicate, a replay, or one overtaken) and publishes their
 sum, so it is exact whatever the delivery. At most one share per input partition.
 """
 
@@ -44,10 +44,17 @@ def for_window(share: Partial) -> Partial:
 
 
 def merged(window: Window | None, update: ShareUpdate) -> Window | None:
-    """``window`` with ``update``'s share, or ``None`` when it already has that version or a
-    later one (nothing to change or publish)."""
+    """``window`` with ``update``'s share, or ``None`` when it holds a later version, or this
+    very share (nothing to change or publish).
+
+    The same version with other figures replaces the one held: a worker killed between a
+    flush's share updates and its changelog had sent that version, and the records processed
+    again, grouped into other flushes, give it other figures; the later is right. A flush
+    hands its batches over only once the one before is delivered, so a killed worker sent at
+    most one version past its recovered state, and the next change after recovery sends that
+    version again (docs/metrics.md, Exact under any delivery)."""
     held = None if window is None else window.shares.get(update.partition)
-    if held is not None and held.version >= update.share.version:
+    if held is not None and (held.version > update.share.version or held == update.share):
         return None
     shares = {} if window is None else dict(window.shares)
     shares[update.partition] = update.share

@@ -299,3 +299,24 @@ def test_clock_changes_make_windows_of_their_own_length_that_never_overlap(
     tz = MetricSettings(zone=zone).tz
     assert window_bounds(ms(at), window, tz) == (ms(start), ms(end))  # type: ignore[arg-type]
     assert window_start(ms(at), window, zone) == ms(start)
+
+
+def test_a_share_sent_again_under_its_version_with_other_figures_replaces_the_held_one() -> None:
+    """A worker killed between a flush's share updates and its changelog sent version 2 of a
+    share; processed again, its records give version 2 other figures (found by the worker-kill
+    test): the window takes the later one. The same share again, or an older version, changes
+    nothing."""
+    settings = MetricSettings(windows=("1h",))
+    (key,) = [k for k in contribution(CALL, settings) if k.dimension == "all"]
+    figures = contribution(CALL, settings)[key]
+    one = changed(changed(None, None, figures), None, None)  # version 2, one call
+    two = changed(changed(None, None, figures), None, figures)  # version 2, two calls
+    assert (one.version, two.version, one.offered, two.offered) == (2, 2, 1, 2)
+    window = merged(None, ShareUpdate(key.table_key(), 4, one))
+    assert window is not None
+    replayed = merged(window, ShareUpdate(key.table_key(), 4, two))
+    assert replayed is not None
+    assert window_metrics(key, replayed, settings, 1).offered == 2
+    assert merged(replayed, ShareUpdate(key.table_key(), 4, two)) is None  # a duplicate
+    older = changed(None, None, figures)  # version 1
+    assert merged(replayed, ShareUpdate(key.table_key(), 4, older)) is None
