@@ -15,6 +15,7 @@ from aiokafka.structs import ConsumerRecord
 
 from callstream.processors.callstate import completed_call, expire
 from callstream.schemas.calls import CallState, CompletedCall
+from callstream.schemas.topics import CALLS_COMPLETED
 from tests.callstate_truth import folded
 from tests.integration.ingress_support import Ingress, sample
 from tests.kafka_support import read_until
@@ -221,6 +222,26 @@ async def wait_for_windows(
     latest = latest_windows(records)
     assert window_mismatches(expected, latest) is None
     return latest
+
+
+async def wait_timed_out(
+    ingress: Ingress, bootstrap: str, calls: list[GeneratedCall], deadline_s: float = 60
+) -> None:
+    """Until every call with a late CDR is on calls-completed, completed without a CDR."""
+    waiting = {call.call_id for call in calls if call.late}
+
+    def missing(records: list[ConsumerRecord]) -> str | None:
+        done = {
+            completed.call_id
+            for completed in (
+                msgspec.json.decode(record.value, type=CompletedCall) for record in records
+            )
+            if completed.cdr_missing
+        }
+        left = waiting - done
+        return f"not timed out yet: {sorted(left)[:5]}" if left else None
+
+    await read_until(bootstrap, ingress.topics[CALLS_COMPLETED], missing, deadline_s=deadline_s)
 
 
 async def api_windows(

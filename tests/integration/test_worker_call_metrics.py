@@ -1,7 +1,8 @@
 """The metrics end to end: generated calls posted to the ingress in any order, with duplicates,
 corrections, timer completions and late CDRs, give on ``callstream.metrics`` (the last value
-per key) exactly the brute force over the pure fold's final calls, also after the worker is
-killed mid-stream."""
+per key) exactly the brute force over the pure fold's final calls, from either of two workers.
+The same after the worker is SIGKILLed mid-stream runs on the three-node cluster:
+tests/reliability/test_worker_kill_metrics.py."""
 
 from __future__ import annotations
 
@@ -13,38 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
-from aiokafka.structs import ConsumerRecord
 
-from callstream.schemas.calls import CallState, CompletedCall
-from callstream.schemas.topics import CALLS_COMPLETED
+from callstream.schemas.calls import CallState
 from tests.callstate_truth import describe, folded, state_mismatches
-from tests.integration.ingress_support import Ingress, ingress_settings, running_ingress
+from tests.integration.ingress_support import ingress_settings, running_ingress
 from tests.integration.metrics_support import (
-    GeneratedCall,
     api_windows,
     calls_in_progress,
     deliveries,
     generate_calls,
     truth,
     wait_for_windows,
+    wait_timed_out,
 )
-from tests.integration.worker_support import post_all, worker_process
-from tests.kafka_support import read_until
+from tests.integration.simulated_support import FAST_TIMER
+from tests.integration.worker_support import api_states, post_all, worker_process
 from tests.metrics_truth import window_mismatches
-
-FAST_TIMER = {"CALLSTREAM_CDR_TIMEOUT_S": "3"}
-
-
-async def api_states(worker_url: str, call_ids: list[str]) -> dict[str, CallState]:
-    """Each call's state as ``/calls/{call_id}`` answers it."""
-    found = {}
-    async with aiohttp.ClientSession() as session:
-        for call_id in call_ids:
-            async with session.get(f"{worker_url}/calls/{call_id}") as got:
-                assert got.status == 200, await got.text()
-                found[call_id] = msgspec.json.decode(await got.read(), type=CallState)
-    return found
 
 
 async def wait_for_live(
@@ -80,26 +65,6 @@ def _group_counts(groups: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     return +counts
 
 
-async def wait_timed_out(
-    ingress: Ingress, bootstrap: str, calls: list[GeneratedCall], deadline_s: float = 60
-) -> None:
-    """Until every call with a late CDR is on calls-completed, completed without a CDR."""
-    waiting = {call.call_id for call in calls if call.late}
-
-    def missing(records: list[ConsumerRecord]) -> str | None:
-        done = {
-            completed.call_id
-            for completed in (
-                msgspec.json.decode(record.value, type=CompletedCall) for record in records
-            )
-            if completed.cdr_missing
-        }
-        left = waiting - done
-        return f"not timed out yet: {sorted(left)[:5]}" if left else None
-
-    await read_until(bootstrap, ingress.topics[CALLS_COMPLETED], missing, deadline_s=deadline_s)
-
-
 async def test_metrics_equal_the_brute_force_whatever_the_delivery_from_either_worker(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -128,33 +93,3 @@ async def test_metrics_equal_the_brute_force_whatever_the_delivery_from_either_w
                 states = await api_states(url, list(finals))
                 assert describe(state_mismatches(finals, states)) is None
                 await wait_for_live(url, live)
-
-
-async def test_metrics_stay_exact_when_the_worker_is_killed_mid_stream(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    """SIGKILL while the worker folds the first half (RocksDB store kept, as in production):
-    the next worker processes again what was not committed, and no call counts twice."""
-    settings = ingress_settings(kafka_bootstrap)
-    calls = generate_calls(f"k-{uuid.uuid4().hex[:6]}", 42, int(time.time() * 1000), seed=11)
-    bodies = deliveries(calls, seed=3)
-    half = len(bodies) // 2
-    worker = {
-        "app_id": f"{settings.topic_prefix}worker",
-        "store": "rocksdb",
-        "data_dir": tmp_path / "worker-data",
-        "extra_env": FAST_TIMER,
-    }
-    async with running_ingress(settings) as ingress:
-        with worker_process(
-            kafka_bootstrap, settings.topic_prefix, tmp_path, name="first", **worker
-        ) as first:
-            await post_all(ingress, bodies[:half])
-            first.kill()
-        await post_all(ingress, bodies[half:])
-        with worker_process(
-            kafka_bootstrap, settings.topic_prefix, tmp_path, name="second", **worker
-        ):
-            await wait_timed_out(ingress, kafka_bootstrap, calls)
-            await post_all(ingress, deliveries(calls, seed=4, late=True))
-            await wait_for_windows(ingress, kafka_bootstrap, truth(calls))

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+import msgspec
 import orjson
 from aiokafka.structs import ConsumerRecord
 
@@ -188,6 +190,17 @@ async def wait_all_completed(
         call: highest[call] for call in expected
     }
     return states, completed
+
+
+async def api_states(worker_url: str, call_ids: list[str]) -> dict[str, CallState]:
+    """Each call's state as ``/calls/{call_id}`` answers it."""
+    found = {}
+    async with aiohttp.ClientSession() as session:
+        for call_id in call_ids:
+            async with session.get(f"{worker_url}/calls/{call_id}") as got:
+                assert got.status == 200, await got.text()
+                found[call_id] = msgspec.json.decode(await got.read(), type=CallState)
+    return found
 
 
 def _latest(records: list[ConsumerRecord]) -> dict[str, CallState]:

@@ -1,4 +1,5 @@
-"""A bounded slowloris on loopback against `callstream ingest`, while a provider posts webhooks.
+"""A bounded slowloris on loopback against `callstream ingest` on the session's three-node
+cluster (``kafka_cluster``), while a provider posts webhooks.
 
 About 200 slow connections (headers a byte at a time, nothing at all, a body a byte at a
 time), each reconnecting whenever the ingress cuts it off, as an attacker would. Webhooks
@@ -21,6 +22,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.cluster_support import LocalCluster
 from tests.integration.ingress_support import TOKEN, ingress_process, sample
 from tests.raw_http import close, connect, parse_response, read_until_closed, request, trickle
 
@@ -136,7 +138,7 @@ def _open_connections(exposition: str) -> float:
 
 @pytest.mark.reliability
 async def test_a_slowloris_is_cut_off_while_webhooks_keep_their_latency(
-    kafka_bootstrap: str, cli_env: dict[str, str], tmp_path: Path
+    kafka_cluster: LocalCluster, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {
         **cli_env,
@@ -145,7 +147,7 @@ async def test_a_slowloris_is_cut_off_while_webhooks_keep_their_latency(
     }
     prefix = f"loris{uuid.uuid4().hex[:8]}."
     log = tmp_path / "ingress.log"
-    async with ingress_process(env, kafka_bootstrap, prefix, log, ready_s=30) as ingress:
+    async with ingress_process(env, kafka_cluster.bootstrap, prefix, log, ready_s=30) as ingress:
         port, base = ingress.port, ingress.url
         async with aiohttp.ClientSession() as session:
             await _post_webhooks(session, base, for_s=0.5)  # warm: topics, producer, pool
