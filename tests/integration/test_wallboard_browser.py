@@ -1,0 +1,238 @@
+"""The wallboard in a real browser: Debian's Chromium (never a downloaded one), driven by
+Playwright, against a running ingress and worker fed by ``callstream simulate``.
+
+The tiles and the live list show what the query API answers (``/metrics/...`` for the page's
+current hour and day, ``/calls/live``), the ring and talk timers tick, the numbers change as
+new calls arrive without a reload, and the labels switch between Vietnamese (the default) and
+English. A screenshot is kept in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+
+from tests.integration.cli_helpers import callstream
+from tests.integration.ingress_support import TOKEN, ingress_process
+from tests.integration.simulated_support import FAST_TIMER, Pipeline
+from tests.integration.worker_support import start_worker, wait_worker_ready
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+CALLS = 20  # a batch of completed calls, posted as fast as the ingress acknowledges
+VIEWPORT = {"width": 1400, "height": 1800}
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ROWS = (
+    "offered",
+    "answer_rate",
+    "abandon_rate",
+    "service_level",
+    "avg_speed_of_answer_s",
+    "avg_handle_time_s",
+)
+VI_RATE = re.compile(r"^[0-9]{1,3}(,[0-9])?\s?%$")  # vi-VN: a decimal comma
+TIMER = re.compile(r"^[0-9]+:[0-5][0-9]$")
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (make browser)"
+)
+
+# What the page shows, read from its data attributes (the text is checked apart).
+READ_PAGE = """() => {
+  const tiles = {};
+  for (const tile of document.querySelectorAll(".tile[data-key]")) {
+    const shown = { ringing: Number(tile.querySelector('[data-figure="ringing"]').dataset.value),
+                    talking: Number(tile.querySelector('[data-figure="talking"]').dataset.value),
+                    hour: {}, day: {} };
+    for (const cell of tile.querySelectorAll("td[data-period]")) {
+      const raw = cell.dataset.value;
+      shown[cell.dataset.period][cell.dataset.figure] = raw === "" ? null : Number(raw);
+    }
+    tiles[tile.dataset.key] = shown;
+  }
+  const calls = [...document.querySelectorAll("#calls tbody tr")].map((r) => r.dataset.callId);
+  return { tiles, calls, hour: Number(document.body.dataset.hourStart),
+           day: Number(document.body.dataset.dayStart), state: document.body.dataset.state };
+}"""
+
+
+async def eventually(check: Callable[[], Awaitable[str | None]], deadline_s: float) -> None:
+    """Until ``check`` finds nothing wrong (``None``); raises with its last finding at the
+    deadline."""
+    deadline = time.monotonic() + deadline_s
+    while (wrong := await check()) is not None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {deadline_s} s: {wrong}")
+        await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def stack(bootstrap: str, tmp: Path) -> AsyncIterator[Pipeline]:
+    """An ingress and a worker on topics of their own, started side by side."""
+    prefix = f"wb{uuid.uuid4().hex[:8]}."
+    worker = start_worker(bootstrap, prefix, tmp, name="wallboard", extra_env=FAST_TIMER)
+    try:
+        log = tmp / "wallboard-ingress.log"
+        async with ingress_process(os.environ, bootstrap, prefix, log) as ingress:
+            await asyncio.to_thread(wait_worker_ready, worker)
+            yield Pipeline(bootstrap, prefix, f"{ingress.url}/webhooks/omicall", worker.url)
+    finally:
+        worker.stop()
+
+
+def simulate_args(pipeline: Pipeline, seed: int, calls: int, speed: str) -> list[str]:
+    return [
+        *("simulate", "--url", pipeline.ingress_url, "--token", TOKEN),
+        *("--calls", str(calls), "--rate", "20", "--speed", speed, "--seed", str(seed)),
+    ]
+
+
+async def simulate(pipeline: Pipeline, seed: int, calls: int) -> None:
+    """``callstream simulate``, as fast as the ingress acknowledges: the calls complete."""
+    run = await asyncio.to_thread(
+        callstream, *simulate_args(pipeline, seed, calls, "0"), env=dict(os.environ)
+    )
+    assert run.code == 0, run.stderr[-3000:]
+
+
+async def api(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(url) as answer:
+        assert answer.status == 200, await answer.text()
+        return await answer.json()
+
+
+async def expected_page(
+    session: aiohttp.ClientSession, worker: str, hour: int, day: int
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The tiles the page must show for ``hour`` and ``day`` and the calls in progress, as the
+    query API answers."""
+    tiles: dict[str, dict[str, Any]] = {}
+    for dimension in ("all", "hotline", "agent"):
+        for period, window, start in (("hour", "1h", hour), ("day", "1d", day)):
+            query = f"window={window}&from={start}&to={start + 1}"
+            for found in await api(session, f"{worker}/metrics/{dimension}?{query}"):
+                tile = tiles.setdefault(f"{dimension}:{found['value']}", {})
+                tile[period] = {row: found[row] for row in ROWS}
+    live = await api(session, f"{worker}/calls/live")
+    for dimension, groups in (("hotline", live["hotlines"]), ("agent", live["agents"])):
+        for group in groups:
+            if group["value"] is not None:
+                tile = tiles.setdefault(f"{dimension}:{group['value']}", {})
+                tile["ringing"], tile["talking"] = group["ringing"], group["in_conversation"]
+    centre = tiles.setdefault("all:all", {})
+    centre["ringing"] = live["totals"]["ringing"]
+    centre["talking"] = live["totals"]["in_conversation"]
+    return tiles, {call["call_id"] for call in live["calls"]}
+
+
+def page_mismatch(
+    shown: dict[str, Any], tiles: dict[str, dict[str, Any]], calls: set[str]
+) -> str | None:
+    if set(shown["calls"]) != calls:
+        return f"live calls: page {sorted(shown['calls'])[:3]}…, API {sorted(calls)[:3]}…"
+    nothing = dict.fromkeys(ROWS)
+    for key in tiles.keys() | shown["tiles"].keys():
+        want, got = tiles.get(key), shown["tiles"].get(key)
+        if want is None or got is None:
+            return f"tile {key}: page {got}, API {want}"
+        for period in ("hour", "day"):
+            if got[period] != want.get(period, nothing):
+                return f"tile {key}, {period}: page {got[period]}, API {want.get(period)}"
+        for phase in ("ringing", "talking"):
+            if got[phase] != want.get(phase, 0):
+                return f"tile {key}, {phase}: page {got[phase]}, API {want.get(phase, 0)}"
+    return None
+
+
+async def test_the_wallboard_shows_what_the_query_api_says_and_follows_new_calls(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright  # noqa: PLC0415 - a dev dependency
+
+    async with async_playwright() as playwright, aiohttp.ClientSession() as session:
+        launching = asyncio.create_task(playwright.chromium.launch(executable_path=str(CHROMIUM)))
+        try:
+            async with stack(kafka_bootstrap, tmp_path) as pipeline:
+                browser = await launching
+                await check_the_page(await browser.new_page(viewport=VIEWPORT), pipeline, session)
+        finally:
+            await (await launching).close()
+
+
+async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.ClientSession) -> None:
+    # Calls in progress for the live list: real time, so they ring and talk for a while.
+    ringing = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "callstream", *simulate_args(pipeline, 2, 8, "1")),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await page.goto(pipeline.worker_url + "/")
+        await page.evaluate("() => { window.notReloaded = true; }")
+        await simulate(pipeline, seed=1, calls=CALLS)
+
+        async def matches_api() -> str | None:
+            shown = await page.evaluate(READ_PAGE)
+            if shown["state"] != "live":
+                return f"page state {shown['state']}"
+            tiles, calls = await expected_page(
+                session, pipeline.worker_url, shown["hour"], shown["day"]
+            )
+            return page_mismatch(shown, tiles, calls) or (
+                None if calls else "no call in progress yet"
+            )
+
+        await eventually(matches_api, deadline_s=30)
+        centre = page.locator('.tile[data-key="all:all"]')
+        offered = centre.locator('td[data-period="day"][data-figure="offered"]')
+        before = int(await offered.get_attribute("data-value") or 0)
+        assert before >= CALLS
+        # Vietnamese by default, numbers and durations as vi-VN writes them.
+        assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
+        rate = centre.locator('td[data-period="day"][data-figure="answer_rate"]')
+        assert VI_RATE.match(await rate.text_content() or ""), await rate.text_content()
+        # A ringing call's ring timer, or a talking one's talk timer, ticks between events.
+        timer = page.locator("#calls tr.ringing td.ring, #calls tr.answered td.talk").first
+        first = await timer.text_content() or ""
+        assert TIMER.match(first), first
+
+        async def ticked() -> str | None:
+            return None if await timer.text_content() != first else f"the timer shows {first}"
+
+        await eventually(ticked, deadline_s=5)
+        # New calls: the page follows them, no reload.
+        await simulate(pipeline, seed=3, calls=CALLS)
+
+        async def grew() -> str | None:
+            now = int(await offered.get_attribute("data-value") or 0)
+            return None if now >= before + CALLS else f"offered today {now}, was {before}"
+
+        await eventually(grew, deadline_s=30)
+        await eventually(matches_api, deadline_s=30)
+        assert await page.evaluate("() => window.notReloaded === true")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "wallboard.png", full_page=True)
+        # English labels at a click; Vietnamese again at the next.
+        await page.click("#lang")
+        assert await page.locator("h1").text_content() == "Call centre wallboard"
+        assert await page.locator("html").get_attribute("lang") == "en"
+        await page.screenshot(path=ARTIFACTS / "wallboard-en.png")
+        await page.click("#lang")
+        assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
+    finally:
+        if ringing.returncode is None:
+            ringing.kill()  # its calls need not end
+            await ringing.wait()
