@@ -115,10 +115,11 @@ def build_board(
     for window in windows:
         start = window.window_start_ms
         if window.window == "1m":
-            if chart_from is not None and chart_from <= start <= now_ms:
+            shown = chart_from is not None and 0 <= start - chart_from < CHART_MINUTES * MINUTE_MS
+            if window.dimension == "all" and shown:
                 chart[str(start)] = {"offered": window.offered, "answered": window.answered}
             continue
-        current = hour if window.window == "1h" else day
+        current = {"1h": hour, "1d": day}.get(window.window)
         if current is None or start != current[0]:
             continue
         shown = tile(window.dimension, window.value)

@@ -215,8 +215,10 @@ async def board_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    # The opening first: its refresh must not also reach this client's queue. Nothing waits
+    # between the two, so no patch falls between them either.
+    opening = board.opening(request.headers.get("Last-Event-ID"))
     with board.watching() as queue:
-        opening = board.opening(request.headers.get("Last-Event-ID"))
         try:
             await response.write(b"retry: %d\n\n" % RETRY_MS + b"".join(opening))
             while True:
