@@ -115,8 +115,8 @@ def build_board(
     for window in windows:
         start = window.window_start_ms
         if window.window == "1m":
-            shown = chart_from is not None and 0 <= start - chart_from < CHART_MINUTES * MINUTE_MS
-            if window.dimension == "all" and shown:
+            charted = chart_from is not None and 0 <= start - chart_from < CHART_MINUTES * MINUTE_MS
+            if window.dimension == "all" and charted:
                 chart[str(start)] = {"offered": window.offered, "answered": window.answered}
             continue
         current = {"1h": hour, "1d": day}.get(window.window)
