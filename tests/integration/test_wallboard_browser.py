@@ -141,6 +141,12 @@ async def expected_page(
     return tiles, {call["call_id"] for call in live["calls"]}
 
 
+def offered_today(shown: dict[str, Any]) -> int:
+    """The whole centre's calls offered today, as the page shows them."""
+    day = shown["tiles"].get("all:all", {}).get("day", {})
+    return int(day.get("offered") or 0)
+
+
 def page_mismatch(
     shown: dict[str, Any], tiles: dict[str, dict[str, Any]], calls: set[str]
 ) -> str | None:
@@ -187,22 +193,28 @@ async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.Client
         await page.evaluate("() => { window.notReloaded = true; }")
         await simulate(pipeline, seed=1, calls=CALLS)
 
-        async def matches_api() -> str | None:
-            shown = await page.evaluate(READ_PAGE)
-            if shown["state"] != "live":
-                return f"page state {shown['state']}"
-            tiles, calls = await expected_page(
-                session, pipeline.worker_url, shown["hour"], shown["day"]
-            )
-            return page_mismatch(shown, tiles, calls) or (
-                None if calls else "no call in progress yet"
-            )
+        def matches_api(offered_at_least: int) -> Callable[[], Awaitable[str | None]]:
+            """The page shows what the API says, once the centre offered that many today."""
 
-        await eventually(matches_api, deadline_s=30)
+            async def check() -> str | None:
+                shown = await page.evaluate(READ_PAGE)
+                if shown["state"] != "live":
+                    return f"page state {shown['state']}"
+                offered = offered_today(shown)
+                if offered < offered_at_least:
+                    return f"offered today {offered}, not yet {offered_at_least}"
+                tiles, calls = await expected_page(
+                    session, pipeline.worker_url, shown["hour"], shown["day"]
+                )
+                return page_mismatch(shown, tiles, calls) or (
+                    None if calls else "no call in progress yet"
+                )
+
+            return check
+
+        await eventually(matches_api(CALLS), deadline_s=30)
+        before = offered_today(await page.evaluate(READ_PAGE))
         centre = page.locator('.tile[data-key="all:all"]')
-        offered = centre.locator('td[data-period="day"][data-figure="offered"]')
-        before = int(await offered.get_attribute("data-value") or 0)
-        assert before >= CALLS
         # Vietnamese by default, numbers and durations as vi-VN writes them.
         assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
         rate = centre.locator('td[data-period="day"][data-figure="answer_rate"]')
@@ -218,13 +230,7 @@ async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.Client
         await eventually(ticked, deadline_s=5)
         # New calls: the page follows them, no reload.
         await simulate(pipeline, seed=3, calls=CALLS)
-
-        async def grew() -> str | None:
-            now = int(await offered.get_attribute("data-value") or 0)
-            return None if now >= before + CALLS else f"offered today {now}, was {before}"
-
-        await eventually(grew, deadline_s=30)
-        await eventually(matches_api, deadline_s=30)
+        await eventually(matches_api(before + CALLS), deadline_s=30)
         assert await page.evaluate("() => window.notReloaded === true")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "wallboard.png", full_page=True)
