@@ -45,11 +45,18 @@ EVENTS_PATH = "/wallboard/events"
 TICK_S = 5.0
 MIN_INTERVAL_S = 0.5
 HEARTBEAT_S = 15.0
+PRUNE_S = 60.0  # nobody watching: how often the metrics view forgets the windows that ended
 RETRY_MS = 2000  # the browser's wait before it reconnects
 QUEUE_EVENTS = 64  # a client further behind is dropped; it reconnects and resumes
 # Calls may start a little before the worker's clock says (the provider's clock): read the
 # metrics from a little before the oldest window the board shows.
 CLOCK_MARGIN_MS = 5 * MINUTE_MS
+# The page loads its own two files and opens its own stream; nothing else, nothing inline.
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+}
 ASSETS = {
     "index.html": "text/html",
     "wallboard.css": "text/css",
@@ -124,9 +131,12 @@ class Wallboard:
     def changed(self) -> None:
         self._changed.set()
 
+    def _prune(self, now_ms: int) -> None:
+        self.windows.view.prune(metrics_since_ms(now_ms, self.settings))
+
     def _board(self) -> Board:
         now = self.clock_ms()
-        self.windows.view.prune(metrics_since_ms(now, self.settings))
+        self._prune(now)
         return build_board(
             self.live.view.calls(),
             self.windows.view.windows(),
@@ -184,9 +194,14 @@ class Wallboard:
 
     async def run(self) -> None:
         """Until cancelled: while someone watches, refresh on every change, at most every
-        ``MIN_INTERVAL_S``, and every ``TICK_S`` anyway."""
+        ``MIN_INTERVAL_S``, and every ``TICK_S`` anyway; while nobody does, only keep the
+        metrics view from growing."""
         while True:
-            await self._watched.wait()
+            if not self._watched.is_set():
+                self._prune(self.clock_ms())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._watched.wait(), PRUNE_S)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), TICK_S)
             self._changed.clear()
@@ -247,7 +262,7 @@ def _asset(name: str) -> Callable[[web.Request], Any]:
             body=request.app[_ASSET_BYTES][name],
             content_type=ASSETS[name],
             charset="utf-8",
-            headers={"Cache-Control": "no-cache"},
+            headers=PAGE_HEADERS,
         )
 
     return serve

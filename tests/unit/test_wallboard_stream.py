@@ -21,6 +21,7 @@ from callstream.processors.board_windows import BoardWindows
 from callstream.processors.callmetrics.windows import MetricSettings
 from callstream.processors.live_view import LiveView
 from callstream.schemas.calls import LiveCall
+from callstream.schemas.metrics import WindowMetrics
 
 NOW = 1_764_559_815_000
 
@@ -72,6 +73,7 @@ async def test_the_page_and_its_files_are_served(served: Board) -> None:
     assert page.content_type == "text/html"
     text = await page.text()
     assert 'lang="vi"' in text
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     for name, kind in (("wallboard.js", "text/javascript"), ("wallboard.css", "text/css")):
         assert f"/wallboard/{name}" in text
         asset = await served.client.get(f"/wallboard/{name}")
@@ -116,6 +118,23 @@ async def test_a_change_is_pushed_by_the_running_board(served: Board) -> None:
             _, kind, data = await next_event(stream)
             assert kind == "patch"
             assert set(data["patch"]["calls"]["set"]) == {"c"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_nobody_watching_the_metrics_view_still_forgets_what_ended() -> None:
+    windows = Held(BoardWindows())
+    ended = WindowMetrics(
+        dimension="all", value="all", window="1h", window_start_ms=0, window_end_ms=3_600_000,
+        revision=1, updated_at_ms=0,
+    )  # fmt: skip
+    windows.view.apply(ended.key().encode(), msgspec.json.encode(ended))
+    board = Wallboard(Held(LiveView()), windows, MetricSettings(), clock_ms=lambda: NOW)
+    task = asyncio.create_task(board.run())
+    try:
+        await asyncio.sleep(0)  # the task runs up to its first wait: it pruned before it
+        assert len(windows.view) == 0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
