@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from tests.integration.cli_helpers import callstream
 from tests.integration.ingress_support import TOKEN, ingress_process
 from tests.integration.simulated_support import FAST_TIMER, Pipeline
 from tests.integration.worker_support import start_worker, wait_worker_ready
+from tests.kafka_support import wait_while_lacking
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -70,16 +70,6 @@ READ_PAGE = """() => {
   return { tiles, calls, hour: Number(document.body.dataset.hourStart),
            day: Number(document.body.dataset.dayStart), state: document.body.dataset.state };
 }"""
-
-
-async def eventually(check: Callable[[], Awaitable[str | None]], deadline_s: float) -> None:
-    """Until ``check`` finds nothing wrong (``None``); raises with its last finding at the
-    deadline."""
-    deadline = time.monotonic() + deadline_s
-    while (wrong := await check()) is not None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {deadline_s} s: {wrong}")
-        await asyncio.sleep(0.2)
 
 
 @asynccontextmanager
@@ -212,7 +202,7 @@ async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.Client
 
             return check
 
-        await eventually(matches_api(CALLS), deadline_s=30)
+        await wait_while_lacking(matches_api(CALLS), "the page as the API", deadline_s=30)
         before = offered_today(await page.evaluate(READ_PAGE))
         centre = page.locator('.tile[data-key="all:all"]')
         # Vietnamese by default, numbers and durations as vi-VN writes them.
@@ -227,10 +217,12 @@ async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.Client
         async def ticked() -> str | None:
             return None if await timer.text_content() != first else f"the timer shows {first}"
 
-        await eventually(ticked, deadline_s=5)
+        await wait_while_lacking(ticked, "a ticking timer", deadline_s=5)
         # New calls: the page follows them, no reload.
         await simulate(pipeline, seed=3, calls=CALLS)
-        await eventually(matches_api(before + CALLS), deadline_s=30)
+        await wait_while_lacking(
+            matches_api(before + CALLS), "the new calls on the page", deadline_s=30
+        )
         assert await page.evaluate("() => window.notReloaded === true")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "wallboard.png", full_page=True)

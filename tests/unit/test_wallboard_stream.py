@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import orjson
 import pytest
-from aiohttp import ClientResponse, web
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callstream.processors.board_stream import EVENTS_PATH, Wallboard, add_wallboard_routes
@@ -22,6 +21,7 @@ from callstream.processors.callmetrics.windows import MetricSettings
 from callstream.processors.live_view import LiveView
 from callstream.schemas.calls import LiveCall
 from callstream.schemas.metrics import WindowMetrics
+from tests.sse_support import next_event
 
 NOW = 1_764_559_815_000
 
@@ -56,15 +56,6 @@ async def served() -> AsyncIterator[Board]:
     add_wallboard_routes(app, board)
     async with TestClient(TestServer(app)) as client:
         yield Board(client, board, live)
-
-
-async def next_event(response: ClientResponse) -> tuple[str, str, dict[str, Any]]:
-    """The next event's id, type and data (skipping the retry field and keep-alives)."""
-    while True:
-        block = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 5)
-        fields = dict(line.split(": ", 1) for line in block.decode().splitlines() if ": " in line)
-        if "event" in fields:
-            return fields["id"], fields["event"], orjson.loads(fields["data"])
 
 
 async def test_the_page_and_its_files_are_served(served: Board) -> None:
