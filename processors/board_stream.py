@@ -161,9 +161,12 @@ class Wallboard:
     def _send(self, client: _Client, event: bytes | None) -> None:
         try:
             client.queue.put_nowait(event)
-        except asyncio.QueueFull:  # too far behind: end its stream; it resumes from its id
+        except asyncio.QueueFull:
+            # Too far behind: end its stream after the last event it was sent, none skipped,
+            # so that it resumes from that one's id (the patches after it, or a snapshot).
             self._clients.discard(client)
-            client.queue.get_nowait()
+            while not client.queue.empty():
+                client.queue.get_nowait()
             client.queue.put_nowait(None)
 
     def opening(self, last_event_id: str | None) -> list[bytes]:

@@ -25,7 +25,7 @@ import pytest
 from tests.integration.cli_helpers import callstream
 from tests.integration.ingress_support import TOKEN, ingress_process
 from tests.integration.simulated_support import FAST_TIMER, Pipeline
-from tests.integration.worker_support import start_worker, wait_worker_ready
+from tests.integration.worker_support import Worker, start_worker, wait_worker_ready
 from tests.kafka_support import wait_while_lacking
 
 if TYPE_CHECKING:
@@ -73,15 +73,15 @@ READ_PAGE = """() => {
 
 
 @asynccontextmanager
-async def stack(bootstrap: str, tmp: Path) -> AsyncIterator[Pipeline]:
-    """An ingress and a worker on topics of their own, started side by side."""
+async def stack(bootstrap: str, tmp: Path) -> AsyncIterator[tuple[Pipeline, Worker]]:
+    """An ingress, ready, and a worker, started at the same time (wait for it with
+    ``wait_worker_ready``), on topics of their own."""
     prefix = f"wb{uuid.uuid4().hex[:8]}."
     worker = start_worker(bootstrap, prefix, tmp, name="wallboard", extra_env=FAST_TIMER)
     try:
         log = tmp / "wallboard-ingress.log"
         async with ingress_process(os.environ, bootstrap, prefix, log) as ingress:
-            await asyncio.to_thread(wait_worker_ready, worker)
-            yield Pipeline(bootstrap, prefix, f"{ingress.url}/webhooks/omicall", worker.url)
+            yield Pipeline(bootstrap, prefix, f"{ingress.url}/webhooks/omicall", worker.url), worker
     finally:
         worker.stop()
 
@@ -161,79 +161,83 @@ async def test_the_wallboard_shows_what_the_query_api_says_and_follows_new_calls
 ) -> None:
     from playwright.async_api import async_playwright  # noqa: PLC0415 - a dev dependency
 
+    # Everything that can wait for something else starts at once: the browser, the worker,
+    # and the traffic, which the ingress takes while the worker is still starting.
     async with async_playwright() as playwright, aiohttp.ClientSession() as session:
         launching = asyncio.create_task(playwright.chromium.launch(executable_path=str(CHROMIUM)))
         try:
-            async with stack(kafka_bootstrap, tmp_path) as pipeline:
-                browser = await launching
-                await check_the_page(await browser.new_page(viewport=VIEWPORT), pipeline, session)
+            async with stack(kafka_bootstrap, tmp_path) as (pipeline, worker):
+                # Calls in progress for the live list: real time, they ring and talk a while.
+                ringing = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "callstream", *simulate_args(pipeline, 2, 8, "1")),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                try:
+                    first = asyncio.create_task(simulate(pipeline, seed=1, calls=CALLS))
+                    await asyncio.to_thread(wait_worker_ready, worker)
+                    page = await (await launching).new_page(viewport=VIEWPORT)
+                    await page.goto(pipeline.worker_url + "/")
+                    await first
+                    await check_the_page(page, pipeline, session)
+                finally:
+                    ringing.kill()  # its calls need not end
+                    await ringing.wait()
         finally:
             await (await launching).close()
 
 
 async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.ClientSession) -> None:
-    # Calls in progress for the live list: real time, so they ring and talk for a while.
-    ringing = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "callstream", *simulate_args(pipeline, 2, 8, "1")),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    """The first batch of calls is in: the page must show it, then follow the next."""
+    await page.evaluate("() => { window.notReloaded = true; }")
+
+    def matches_api(offered_at_least: int) -> Callable[[], Awaitable[str | None]]:
+        """The page shows what the API says, once the centre offered that many today."""
+
+        async def check() -> str | None:
+            shown = await page.evaluate(READ_PAGE)
+            if shown["state"] != "live":
+                return f"page state {shown['state']}"
+            offered = offered_today(shown)
+            if offered < offered_at_least:
+                return f"offered today {offered}, not yet {offered_at_least}"
+            tiles, calls = await expected_page(
+                session, pipeline.worker_url, shown["hour"], shown["day"]
+            )
+            return page_mismatch(shown, tiles, calls) or (
+                None if calls else "no call in progress yet"
+            )
+
+        return check
+
+    await wait_while_lacking(matches_api(CALLS), "the page as the API", deadline_s=30)
+    before = offered_today(await page.evaluate(READ_PAGE))
+    centre = page.locator('.tile[data-key="all:all"]')
+    # Vietnamese by default, numbers and durations as vi-VN writes them.
+    assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
+    rate = centre.locator('td[data-period="day"][data-figure="answer_rate"]')
+    assert VI_RATE.match(await rate.text_content() or ""), await rate.text_content()
+    # A ringing call's ring timer, or a talking one's talk timer, ticks between events.
+    timer = page.locator("#calls tr.ringing td.ring, #calls tr.answered td.talk").first
+    first = await timer.text_content() or ""
+    assert TIMER.match(first), first
+
+    async def ticked() -> str | None:
+        return None if await timer.text_content() != first else f"the timer shows {first}"
+
+    await wait_while_lacking(ticked, "a ticking timer", deadline_s=5)
+    # New calls: the page follows them, no reload.
+    await simulate(pipeline, seed=3, calls=CALLS)
+    await wait_while_lacking(
+        matches_api(before + CALLS), "the new calls on the page", deadline_s=30
     )
-    try:
-        await page.goto(pipeline.worker_url + "/")
-        await page.evaluate("() => { window.notReloaded = true; }")
-        await simulate(pipeline, seed=1, calls=CALLS)
-
-        def matches_api(offered_at_least: int) -> Callable[[], Awaitable[str | None]]:
-            """The page shows what the API says, once the centre offered that many today."""
-
-            async def check() -> str | None:
-                shown = await page.evaluate(READ_PAGE)
-                if shown["state"] != "live":
-                    return f"page state {shown['state']}"
-                offered = offered_today(shown)
-                if offered < offered_at_least:
-                    return f"offered today {offered}, not yet {offered_at_least}"
-                tiles, calls = await expected_page(
-                    session, pipeline.worker_url, shown["hour"], shown["day"]
-                )
-                return page_mismatch(shown, tiles, calls) or (
-                    None if calls else "no call in progress yet"
-                )
-
-            return check
-
-        await wait_while_lacking(matches_api(CALLS), "the page as the API", deadline_s=30)
-        before = offered_today(await page.evaluate(READ_PAGE))
-        centre = page.locator('.tile[data-key="all:all"]')
-        # Vietnamese by default, numbers and durations as vi-VN writes them.
-        assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
-        rate = centre.locator('td[data-period="day"][data-figure="answer_rate"]')
-        assert VI_RATE.match(await rate.text_content() or ""), await rate.text_content()
-        # A ringing call's ring timer, or a talking one's talk timer, ticks between events.
-        timer = page.locator("#calls tr.ringing td.ring, #calls tr.answered td.talk").first
-        first = await timer.text_content() or ""
-        assert TIMER.match(first), first
-
-        async def ticked() -> str | None:
-            return None if await timer.text_content() != first else f"the timer shows {first}"
-
-        await wait_while_lacking(ticked, "a ticking timer", deadline_s=5)
-        # New calls: the page follows them, no reload.
-        await simulate(pipeline, seed=3, calls=CALLS)
-        await wait_while_lacking(
-            matches_api(before + CALLS), "the new calls on the page", deadline_s=30
-        )
-        assert await page.evaluate("() => window.notReloaded === true")
-        ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=ARTIFACTS / "wallboard.png", full_page=True)
-        # English labels at a click; Vietnamese again at the next.
-        await page.click("#lang")
-        assert await page.locator("h1").text_content() == "Call centre wallboard"
-        assert await page.locator("html").get_attribute("lang") == "en"
-        await page.screenshot(path=ARTIFACTS / "wallboard-en.png")
-        await page.click("#lang")
-        assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
-    finally:
-        if ringing.returncode is None:
-            ringing.kill()  # its calls need not end
-            await ringing.wait()
+    assert await page.evaluate("() => window.notReloaded === true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "wallboard.png", full_page=True)
+    # English labels at a click; Vietnamese again at the next.
+    await page.click("#lang")
+    assert await page.locator("h1").text_content() == "Call centre wallboard"
+    assert await page.locator("html").get_attribute("lang") == "en"
+    await page.screenshot(path=ARTIFACTS / "wallboard-en.png")
+    await page.click("#lang")
+    assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"

@@ -15,7 +15,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callstream.processors.board_stream import EVENTS_PATH, Wallboard, add_wallboard_routes
+from callstream.processors.board_stream import (
+    EVENTS_PATH,
+    QUEUE_EVENTS,
+    Wallboard,
+    add_wallboard_routes,
+)
 from callstream.processors.board_windows import BoardWindows
 from callstream.processors.callmetrics.windows import MetricSettings
 from callstream.processors.live_view import LiveView
@@ -129,6 +134,17 @@ async def test_nobody_watching_the_metrics_view_still_forgets_what_ended() -> No
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_client_too_far_behind_is_ended_with_nothing_skipped(served: Board) -> None:
+    """Its queue emptied, not its oldest event dropped: a gap would corrupt its board, while
+    the end makes it resume from the last event it was sent."""
+    with served.board.watching() as queue:
+        for i in range(QUEUE_EVENTS + 1):
+            served.live.view.apply(*ringing(f"c{i}"))
+            served.board.refresh()
+        assert queue.qsize() == 1
+        assert queue.get_nowait() is None
 
 
 async def test_every_stream_ends_when_the_server_stops(served: Board) -> None:
