@@ -177,9 +177,11 @@ async def test_the_wallboard_shows_what_the_query_api_says_and_follows_new_calls
                     first = asyncio.create_task(simulate(pipeline, seed=1, calls=CALLS))
                     await asyncio.to_thread(wait_worker_ready, worker)
                     page = await (await launching).new_page(viewport=VIEWPORT)
+                    errors: list[str] = []
+                    page.on("pageerror", lambda error: errors.append(str(error)))
                     await page.goto(pipeline.worker_url + "/")
                     await first
-                    await check_the_page(page, pipeline, session)
+                    await check_the_page(page, errors, pipeline, session)
                 finally:
                     ringing.kill()  # its calls need not end
                     await ringing.wait()
@@ -187,14 +189,18 @@ async def test_the_wallboard_shows_what_the_query_api_says_and_follows_new_calls
             await (await launching).close()
 
 
-async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.ClientSession) -> None:
-    """The first batch of calls is in: the page must show it, then follow the next."""
+async def check_the_page(
+    page: Page, errors: list[str], pipeline: Pipeline, session: aiohttp.ClientSession
+) -> None:
+    """The first batch of calls is in: the page must show it, then follow the next; its
+    script must raise nothing (``errors``)."""
     await page.evaluate("() => { window.notReloaded = true; }")
 
     def matches_api(offered_at_least: int) -> Callable[[], Awaitable[str | None]]:
         """The page shows what the API says, once the centre offered that many today."""
 
         async def check() -> str | None:
+            assert not errors, f"the page's script failed: {errors}"
             shown = await page.evaluate(READ_PAGE)
             if shown["state"] != "live":
                 return f"page state {shown['state']}"
@@ -241,3 +247,4 @@ async def check_the_page(page: Page, pipeline: Pipeline, session: aiohttp.Client
     await page.screenshot(path=ARTIFACTS / "wallboard-en.png")
     await page.click("#lang")
     assert await page.locator("h1").text_content() == "Bảng theo dõi tổng đài"
+    assert not errors, f"the page's script failed: {errors}"
