@@ -22,7 +22,7 @@ from callstream.processors.board import (
     masked,
     patched,
 )
-from callstream.processors.board_stream import CLOCK_MARGIN_MS, metrics_since_ms
+from callstream.processors.board_hub import CLOCK_MARGIN_MS, metrics_since_ms
 from callstream.processors.board_windows import BoardWindows, kept_key
 from callstream.processors.callmetrics.windows import MetricSettings
 from callstream.schemas.calls import LiveCall

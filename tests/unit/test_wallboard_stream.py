@@ -15,12 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from callstream.processors.board_stream import (
-    EVENTS_PATH,
-    QUEUE_EVENTS,
-    Wallboard,
-    add_wallboard_routes,
-)
+from callstream.processors.board_hub import QUEUE_EVENTS, Wallboard
+from callstream.processors.board_stream import EVENTS_PATH, add_wallboard_routes
 from callstream.processors.board_windows import BoardWindows
 from callstream.processors.callmetrics.windows import MetricSettings
 from callstream.processors.live_view import LiveView
