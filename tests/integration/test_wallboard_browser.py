@@ -68,7 +68,8 @@ READ_PAGE = """() => {
   }
   const calls = [...document.querySelectorAll("#calls tbody tr")].map((r) => r.dataset.callId);
   return { tiles, calls, hour: Number(document.body.dataset.hourStart),
-           day: Number(document.body.dataset.dayStart), state: document.body.dataset.state };
+           day: Number(document.body.dataset.dayStart), state: document.body.dataset.state,
+           event: document.body.dataset.eventId };
 }"""
 
 
@@ -210,9 +211,10 @@ async def check_the_page(
             tiles, calls = await expected_page(
                 session, pipeline.worker_url, shown["hour"], shown["day"]
             )
-            return page_mismatch(shown, tiles, calls) or (
+            wrong = page_mismatch(shown, tiles, calls) or (
                 None if calls else "no call in progress yet"
             )
+            return wrong and f"{wrong} (the page's last event: {shown['event']})"
 
         return check
 
