@@ -91,8 +91,10 @@ class TopicFeed(Generic[V]):
             await consumer.seek_to_beginning(*partitions)
             return
         since = self.since_ms()
-        found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
+        # The ends first: where no record was at or after ``since`` when asked, none came
+        # after these ends either; taken after, they could pass a record written in between.
         ends = await consumer.end_offsets(list(partitions))
+        found = await consumer.offsets_for_times(dict.fromkeys(partitions, since))
         for partition in partitions:
             at = found.get(partition)
             consumer.seek(partition, ends[partition] if at is None else at.offset)
