@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # mypy --strict covers the typed core; the Faust shells join it as they land.
 TYPED := callstream
 
-.PHONY: install run test test-reliability lint typecheck pytest bench bench-tools kafka-fetch clean
+.PHONY: install run test test-reliability lint typecheck pytest browser bench bench-tools kafka-fetch clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callstream needs Python 3.11+: run make with PYTHON=python3.11")'
@@ -29,8 +29,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy $(TYPED)
 
-pytest: kafka-fetch
+pytest: kafka-fetch browser
 	$(BIN)/python -m pytest -m "not reliability" --durations=12
+
+# The wallboard's browser test drives Debian's Chromium: installed from Debian's packages when
+# missing and possible (else that test is skipped, saying why).
+browser:
+	@tests/install-chromium
 
 # The fault tests (tests/reliability/, docs/reliability.md): the slow ones (marker reliability)
 # and those bounded enough to run in `make test` too (marker failover).

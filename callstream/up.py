@@ -149,8 +149,8 @@ def run_up(
         if not all(_healthy(service, progress) for service in services):
             return 1
         progress(
-            f"callstream is up: ingress {ingress.url}, worker {worker.url}, Kafka {bootstrap}. "
-            "Ctrl-C stops all."
+            f"callstream is up: ingress {ingress.url}, worker {worker.url} (wallboard "
+            f"{worker.url}/), Kafka {bootstrap}. Ctrl-C stops all."
         )
         while not stop_requested.wait(0.5):
             for service in services:

@@ -16,6 +16,7 @@ from typing import Any
 import faust
 
 from callstream.processors.batches import SharedBatches
+from callstream.processors.board_stream import register_wallboard
 from callstream.processors.handlers import CommandHandler, FoldHandler
 from callstream.processors.metric_retention import DROPS, MetricDrops, MetricSweep
 from callstream.processors.metric_sinks import ShareWriter, WindowHandler, WindowReader
@@ -232,7 +233,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         ready=ready,
     )
     add_ops_views(app, ready, scrape)
-    register_query_views(
+    live = register_query_views(
         app,
         settings,
         table=TABLE,
@@ -240,4 +241,5 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         ready=ready,
         windows=WindowReader(windows, partitions, settings.metrics),
     )
+    register_wallboard(app, settings, live)
     return app

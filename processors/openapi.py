@@ -102,6 +102,63 @@ def _metrics_parameters(windows: tuple[str, ...]) -> list[dict[str, Any]]:
     ]
 
 
+def _file(summary: str, media_type: str) -> dict[str, Any]:
+    return get(
+        summary,
+        {"200": {"description": summary, "content": {media_type: {"schema": {"type": "string"}}}}},
+    )
+
+
+WALLBOARD_EVENTS = (
+    "Server-Sent Events, until the client leaves. First a `snapshot` event (data: `{as_of_ms, "
+    "board}`), or, for a client reconnecting with the id of the last event it applied "
+    "(`Last-Event-ID`) while this worker still keeps what followed, the `patch` events it "
+    "missed; then a `patch` event (data: `{as_of_ms, patch}`) whenever the board changes. A "
+    "board has the sections meta, calls, tiles and chart, each a mapping; a patch gives per "
+    "changed section the keys set (`set`) and deleted (`del`). Comments keep the connection "
+    "alive every 15 s. docs/query-api.md describes the board."
+)
+
+
+def _wallboard_paths() -> dict[str, Any]:
+    """The wallboard's page, its two files and its events (processors/board_stream.py)."""
+    last_event_id = {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "description": "the id of the last event applied: the patches after it come first, "
+        "when this worker keeps them; else a snapshot",
+        "schema": {"type": "string"},
+    }
+    events = {
+        "type": "object",
+        "description": WALLBOARD_EVENTS,
+        "required": ["event", "id", "data"],
+        "properties": {
+            "event": {"enum": ["snapshot", "patch"]},
+            "id": {"type": "string", "pattern": "^[0-9a-f]+-[0-9]+$"},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+    }
+    return {
+        "/": _file(
+            "the wallboard: the calls in progress, the hour's and day's figures", "text/html"
+        ),
+        "/wallboard/wallboard.js": _file("the wallboard's script", "text/javascript"),
+        "/wallboard/wallboard.css": _file("the wallboard's style sheet", "text/css"),
+        "/wallboard/events": get(
+            "the whole call centre's board, pushed as it changes",
+            {
+                "200": {
+                    "description": "the board's events",
+                    "content": {"text/event-stream": {"schema": events}},
+                }
+            },
+            parameters=[last_event_id],
+        ),
+    }
+
+
 def _metrics_operation(
     summary: str, parameters: list[dict[str, Any]], sizes: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -210,6 +267,7 @@ def openapi_document(windows: tuple[str, ...] = WINDOWS) -> dict[str, Any]:
                 "this document",
                 {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
             ),
+            **_wallboard_paths(),
         },
         "components": {"schemas": {"Error": ERROR, "Status": STATUS, **models}},
     }

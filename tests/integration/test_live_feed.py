@@ -11,6 +11,8 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 
 from callstream.processors.live_feed import LiveFeed
+from callstream.processors.live_view import LiveView
+from callstream.processors.topic_feed import TopicFeed
 from callstream.schemas.calls import LiveCall
 from tests.conftest import TopicFactory
 
@@ -81,3 +83,32 @@ async def test_an_empty_topic_is_ready_at_once(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_feed_since_a_time_reads_every_partition_from_that_time(
+    kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    """The wallboard's metrics feed: the records written from ``since_ms`` on, on every
+    partition (none on one: nothing read there), then the new ones."""
+    topic = await new_topic(partitions=3, prefix="since")
+    since = NOW - 60_000
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for i in range(12):  # old ones on every partition, new ones on partitions 0 and 1
+            at, partition = (since - 1000, i % 3) if i < 6 else (since + i, i % 2)
+            await producer.send_and_wait(
+                topic, live(f"c{i}"), key=f"c{i}".encode(), partition=partition, timestamp_ms=at
+            )
+        feed = TopicFeed(kafka_bootstrap, topic, LiveView(), since_ms=lambda: since)
+        task = asyncio.create_task(feed.run())
+        try:
+            await wait_for(lambda: feed.ready, "the feed caught up")
+            assert {call.call_id for call in feed.view.calls()} == {f"c{i}" for i in range(6, 12)}
+            await producer.send_and_wait(topic, live("new"), key=b"new")
+            await wait_for(lambda: len(feed.view) == 7, "the feed followed the topic")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await producer.stop()

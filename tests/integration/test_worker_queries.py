@@ -1,6 +1,6 @@
 """The query API of two real workers sharing the partitions: either answers every call as the
 pure fold says (the one that does not own it asks the one that does), and both show the whole
-call centre's calls in progress."""
+call centre's calls in progress, in ``/calls/live`` and on their wallboards."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.callstate_truth import describe, folded, state_mismatches
 from tests.integration.ingress_support import ingress_settings, running_ingress
 from tests.integration.worker_support import Worker, call_events, post_all, worker_process
 from tests.kafka_support import wait_while_lacking
+from tests.sse_support import next_event
 
 Answer = tuple[int, dict[str, str], Any]
 
@@ -27,6 +28,15 @@ async def get(session: aiohttp.ClientSession, worker: Worker, path: str) -> Answ
         body = await response.read()
         headers = {name: value for name, value in response.headers.items() if name.startswith("X-")}
         return response.status, headers, msgspec.json.decode(body) if body else None
+
+
+async def wallboard(session: aiohttp.ClientSession, worker: Worker) -> Any:
+    """The board of the worker's wallboard stream: its first event, a snapshot."""
+    url = f"http://127.0.0.1:{worker.web_port}/wallboard/events"
+    async with session.get(url) as response:
+        _, kind, data = await next_event(response)
+    assert kind == "snapshot"
+    return data["board"]
 
 
 async def test_two_workers_answer_every_call_alike(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -91,3 +101,10 @@ async def test_two_workers_answer_every_call_alike(kafka_bootstrap: str, tmp_pat
             for worker in (a, b):
                 status, _, body = await get(session, worker, "/metrics/hotline?window=1h")
                 assert (status, body) == (200, [])
+
+            # Each worker's wallboard: the whole centre's calls in progress, not its partitions'.
+            boards = [await wallboard(session, worker) for worker in (a, b)]
+            for board in boards:
+                assert sorted(board["calls"]) == sorted(ringing)
+                assert board["tiles"]["all:all"]["ringing"] == len(ringing)
+            assert boards[0]["tiles"] == boards[1]["tiles"]

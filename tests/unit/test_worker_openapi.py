@@ -27,6 +27,10 @@ WORKER_ROUTES = {
     "/metrics/{dimension}",
     "/metrics/{dimension}/{value}",
     "/openapi.json",
+    "/",
+    "/wallboard/wallboard.js",
+    "/wallboard/wallboard.css",
+    "/wallboard/events",
 }
 
 
