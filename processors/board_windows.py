@@ -44,7 +44,8 @@ class BoardWindows:
 
     def apply(self, key: bytes | None, value: bytes | None) -> bool:
         """One record of ``callstream.metrics``: kept when it is a window the board shows and
-        its revision is above the one held. False for a record that does not read."""
+        its revision is not below the one held (the later of two with one revision: a window
+        re-sent after a worker kill, docs/metrics.md). False for a record that does not read."""
         if key is None or value is None:
             return False
         kept = kept_key(key)
@@ -57,7 +58,7 @@ class BoardWindows:
         except msgspec.DecodeError:
             return False
         held = self._windows.get(key)
-        if held is None or window.revision > held.revision:
+        if held is None or window.revision >= held.revision:
             self._windows[key] = window
         return True
 

@@ -197,12 +197,13 @@ def truth(calls: Iterable[GeneratedCall]) -> dict[str, dict[str, Any]]:
 
 
 def latest_windows(records: list[ConsumerRecord]) -> dict[str, dict[str, Any]]:
-    """Each key's record of the highest revision on ``callstream.metrics``."""
+    """Each key's record of the highest revision on ``callstream.metrics``, the later of two
+    with one revision (a window re-sent after a worker kill: docs/metrics.md)."""
     latest: dict[str, dict[str, Any]] = {}
     for record in records:
         value = msgspec.json.decode(record.value)
         key = record.key.decode()
-        if key not in latest or value["revision"] > latest[key]["revision"]:
+        if key not in latest or value["revision"] >= latest[key]["revision"]:
             latest[key] = value
     return latest
 

@@ -179,6 +179,9 @@ def test_the_metrics_view_keeps_the_highest_revision_of_the_windows_a_board_show
     assert view.apply(key, msgspec.json.encode(newer))
     assert view.apply(key, msgspec.json.encode(older))  # replayed: the newer stays
     assert view.windows() == [newer]
+    resent = window("hotline", "19:00", "1h", HOUR, revision=5, offered=6)
+    assert view.apply(key, msgspec.json.encode(resent))  # after a worker kill: the later wins
+    assert view.windows() == [resent]
     fifteen = window("all", "all", "1m", HOUR).key().replace(":1m:", ":15m:").encode()
     assert view.apply(fifteen, b"not read: no board shows it")
     direction = window("direction", "inbound", "1h", HOUR)
