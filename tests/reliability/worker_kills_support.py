@@ -115,16 +115,22 @@ class WorkerSpec:
 
 async def records_folded(worker: Worker) -> float:
     """Input records the worker processed, from its Prometheus ``/metrics``."""
+    return sum((await folded_by_topic(worker)).values())
+
+
+async def folded_by_topic(worker: Worker) -> dict[tuple[str, str], float]:
+    """Records the worker processed, by topic and outcome (``changed``, ``unchanged``,
+    ``rejected``), from its Prometheus ``/metrics``."""
     async with aiohttp.ClientSession() as session, session.get(f"{worker.url}/metrics") as got:
         assert got.status == 200, await got.text()
         text = await got.text()
-    return sum(
-        sample.value
+    return {
+        (sample.labels["topic"], sample.labels["outcome"]): sample.value
         for family in text_string_to_metric_families(text)
         if family.name == "callstream_worker_events_folded"
         for sample in family.samples
         if sample.name.endswith("_total")
-    )
+    }
 
 
 def revision_faults(values: Iterable[bytes | None]) -> dict[str, list[int]]:
