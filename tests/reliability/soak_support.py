@@ -1,8 +1,8 @@
 """The soak's parts (docs/reliability.md, check 7): its settings, the traffic, a ledger of every
 delivery, the samples taken as it runs, and the reconciliations at its end.
 
-At 1,000 webhooks a second, 30 minutes are 1.8M webhooks: nothing here holds them. The ledger
-keeps an 8-byte digest of each body and one byte of its outcome (16 MB in all); the topics are
+At 500 webhooks a second, 30 minutes are 900,000 webhooks: nothing here holds them. The ledger
+keeps an 8-byte digest of each body and one byte of its outcome (8 MB in all); the topics are
 read back batch by batch (:func:`tests.kafka_support.read_folding`), each record checked and
 dropped; calls-completed is folded to a digest of each call's highest revision.
 """
@@ -53,14 +53,21 @@ SHOWN = 5  # problems quoted in a failed check's message
 @dataclass(frozen=True)
 class SoakSettings:
     """How long and how fast (``CALLSTREAM_SOAK_MINUTES``, ``CALLSTREAM_SOAK_RATE`` webhooks a
-    second, ``CALLSTREAM_SOAK_SAMPLE_S``). The first ``warmup_share`` of the run is the warm-up;
-    the worker may be ``lag_bound_s`` seconds of traffic behind at most."""
+    second, ``CALLSTREAM_SOAK_SAMPLE_S``). The first ``warmup_share`` of the run is the warm-up.
+
+    The rate is half what this stack sustains on the 2-core machine: offered 1,000 webhooks a
+    second for 3 minutes, behind schedule after a busy spell, the ingress acked 1,310 a second
+    and the worker's group committed about 1,080 a second (its lag grew by 230 a second); so
+    about 1,000 to 1,100 are sustained, and the soak offers 500 (docs/reliability.md, check 7).
+    The worker may be ``lag_bound_s`` seconds of traffic behind at most: faust commits every
+    2.8 s, and on this shared machine a busy neighbour stalls the stack for tens of seconds,
+    after which it catches up; a worker that cannot keep up falls behind for good instead."""
 
     minutes: float = 30.0
-    per_s: float = 1000.0
+    per_s: float = 500.0
     sample_s: float = 30.0
     warmup_share: float = 0.2
-    lag_bound_s: float = 10.0
+    lag_bound_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> SoakSettings:
