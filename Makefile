@@ -37,7 +37,7 @@ pytest: kafka-fetch
 test-reliability: kafka-fetch
 	$(BIN)/python -m pytest -m "(reliability or failover) and not soak" --durations=12
 
-# The soak (docs/reliability.md, check 7): 30 minutes at 500 webhooks/s on the three-node
+# The soak (docs/reliability.md, check 7): 30 minutes at 250 webhooks/s on the three-node
 # cluster (CALLSTREAM_SOAK_MINUTES, CALLSTREAM_SOAK_RATE); figures in bench/results/soak.json.
 # The cluster's and the worker's data (GBs) are removed afterwards; the logs stay in SOAK_TMP.
 SOAK_TMP := .cache/soak

@@ -1,6 +1,6 @@
 """Issue #15, check 7, the soak (`make soak`, not CI; docs/reliability.md): the simulator's
 traffic, every delivery fault on, posted at a steady rate (``CALLSTREAM_SOAK_RATE`` webhooks a
-second, 500 by default: half what this stack sustains here) for ``CALLSTREAM_SOAK_MINUTES`` (30)
+second, 250 by default: half what this stack sustains here) for ``CALLSTREAM_SOAK_MINUTES`` (30)
 to a real ingress and worker on the three-node cluster, sampled every
 ``CALLSTREAM_SOAK_SAMPLE_S`` (30 s). Then:
 
@@ -44,6 +44,7 @@ from tests.integration.worker_support import Worker
 from tests.kafka_support import wait_while_lacking
 from tests.reliability.load import input_topics
 from tests.reliability.soak_support import (
+    CALL_STATES,
     RSS_GROWTH,
     GroupLag,
     Ledger,
@@ -108,7 +109,14 @@ async def test_soak(kafka_cluster: LocalCluster, tmp_path: Path) -> None:
             }
             async with lag_of(bootstrap, spec.app_id, topics) as lag:
                 pids = (ingress.process.pid, worker.process.pid)
-                sampler = Sampler(ledger, pids, lag, kafka_cluster.data_dir, settings.sample_s)
+                sampler = Sampler(
+                    ledger,
+                    pids=pids,
+                    worker_url=worker.url,
+                    lag=lag,
+                    data_dir=kafka_cluster.data_dir,
+                    every_s=settings.sample_s,
+                )
                 summary = await traffic(pipeline, simulation, ledger, sampler, settings.per_s)
                 await sampler.take()
                 drained = await drain(lag)
@@ -288,7 +296,7 @@ def check_logs(
 def summarize(report: dict[str, Any], verdict: Verdict) -> None:
     """The samples and the checks as tables; everything to bench/results/soak.json."""
     headers = ["s", "acked", "/s", "refused", "ingress MB", "worker MB", "ingress CPU"]
-    headers += ["worker CPU", "lag", "kafka GB"]
+    headers += ["worker CPU", "folded/s", "lag", "call states", "kafka GB"]
     rows = [
         [
             round(s["at_s"]),
@@ -299,7 +307,9 @@ def summarize(report: dict[str, Any], verdict: Verdict) -> None:
             s["worker_rss_mb"],
             f"{s['ingress_cpu']:.0%}",
             f"{s['worker_cpu']:.0%}",
+            round(s["folded_rate"]),
             s["lag"],
+            round(s["rows"].get(CALL_STATES, 0)),
             s["kafka_gb"],
         ]
         for s in report.get("samples", [])
