@@ -43,7 +43,7 @@ test-reliability: kafka-fetch
 SOAK_TMP := .cache/soak
 soak: kafka-fetch
 	@status=0; \
-	$(BIN)/python -m pytest -m soak -s --basetemp=$(SOAK_TMP) tests/reliability/test_soak.py || status=$$?; \
+	$(BIN)/python -m pytest -m soak -s --tb=short --basetemp=$(SOAK_TMP) tests/reliability/test_soak.py || status=$$?; \
 	rm -rf $(SOAK_TMP)/kafka-cluster* $(SOAK_TMP)/*/soak-data; \
 	exit $$status
 

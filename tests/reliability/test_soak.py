@@ -214,12 +214,15 @@ def check_memory(verdict: Verdict, settings: SoakSettings, sampler: Sampler) -> 
         except AssertionError as failure:
             verdict.record(f"{name} RSS flat", False, str(failure))
             continue
+        # Not a criterion: whether the growth went on to the end or stopped on the way.
+        last_third = rss_growth(sampler.samples, settings.duration_s * 2 / 3, worker)
         verdict.record(
             f"{name} RSS flat",
             growth.share < RSS_GROWTH,
             f"{mb(growth.after_warmup_mb)} after the warm-up ({settings.warmup_s:.0f} s), "
             f"{mb(growth.end_mb)} at the end: {growth.share:+.1%} (under {RSS_GROWTH:.0%}); "
-            f"{mb(idle)} before the traffic, peak {mb(growth.peak_mb)}",
+            f"{mb(idle)} before the traffic, peak {mb(growth.peak_mb)}; over the last third "
+            f"{last_third.share:+.1%}",
         )
 
 
