@@ -35,6 +35,17 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The soak (marker ``soak``, 30 minutes) runs only when ``-m`` names it (`make soak`): a
+    plain ``pytest tests/reliability`` leaves it out."""
+    if "soak" in (config.option.markexpr or ""):
+        return
+    soaks = [item for item in items if item.get_closest_marker("soak")]
+    if soaks:
+        config.hook.pytest_deselected(items=soaks)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
+
+
 @pytest.fixture(scope="session")
 def kafka_settings() -> KafkaSettings:
     return KafkaSettings.from_env()

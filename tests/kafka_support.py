@@ -11,6 +11,7 @@ from aiokafka.structs import ConsumerRecord
 
 Missing = Callable[[list[ConsumerRecord]], str | None]
 """What the records read so far still lack (a message for the failure), or None once none."""
+CAUGHT_UP_EVERY_S = 2.0  # how often :func:`read_folding` asks whether it reached the ends
 
 
 async def read_until(
@@ -47,6 +48,56 @@ async def read_until(
     finally:
         await consumer.stop()
     return records
+
+
+async def read_folding(
+    bootstrap: str,
+    topics: list[str],
+    fold: Callable[[list[ConsumerRecord]], None],
+    lacking: Callable[[], str | None],
+    *,
+    deadline_s: float = 60.0,
+) -> None:
+    """Every record of ``topics`` from their start, each batch handed to ``fold`` and not
+    kept: :func:`read_until` for topics too large to hold (the soak's millions of records).
+    Each time the reader has caught up with every partition's end (asked at most every
+    :data:`CAUGHT_UP_EVERY_S`), ``lacking()`` says what the records folded so far lack;
+    returns once it says nothing, raises at the deadline with its last answer."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=1000,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + deadline_s
+        lack = "the ends not reached yet"
+        asked = 0.0
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for batch in batches.values():
+                fold(batch)
+            now = time.monotonic()
+            if now > deadline:
+                raise AssertionError(f"{', '.join(topics)} after {deadline_s} s: {lack}")
+            if now - asked < CAUGHT_UP_EVERY_S:
+                continue
+            asked = now
+            assigned = consumer.assignment()
+            if {partition.topic for partition in assigned} != set(topics):
+                continue
+            ends = await consumer.end_offsets(list(assigned))
+            for partition in assigned:
+                if await consumer.position(partition) < ends[partition]:
+                    break
+            else:
+                if (lack_now := lacking()) is None:
+                    return
+                lack = lack_now
+    finally:
+        await consumer.stop()
 
 
 async def read_topic(

@@ -76,6 +76,7 @@ def start_worker(
     ``name``) holds a RocksDB store."""
     port = free_port()
     env = {
+        "CALLSTREAM_TIMER_INTERVAL_S": "1",  # a test's timeouts fire within a second
         **(extra_env or {}),
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -83,7 +84,6 @@ def start_worker(
         "CALLSTREAM_DATA_DIR": str(data_dir or tmp / f"{name}-data"),
         "CALLSTREAM_STORE": store,
         "CALLSTREAM_APP_ID": app_id or f"{prefix}worker",
-        "CALLSTREAM_TIMER_INTERVAL_S": "1",
     }
     log = tmp / f"{name}-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:

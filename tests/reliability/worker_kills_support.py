@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import msgspec
 from aiokafka.structs import ConsumerRecord
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from callstream.schemas.calls import CompletedCall
@@ -115,16 +116,31 @@ class WorkerSpec:
 
 async def records_folded(worker: Worker) -> float:
     """Input records the worker processed, from its Prometheus ``/metrics``."""
-    async with aiohttp.ClientSession() as session, session.get(f"{worker.url}/metrics") as got:
+    return sum((await folded_by_topic(worker)).values())
+
+
+async def folded_by_topic(worker: Worker) -> dict[tuple[str, str], float]:
+    """Records the worker processed, by topic and outcome (``changed``, ``unchanged``,
+    ``rejected``), from its Prometheus ``/metrics``."""
+    return folded_in(await scraped(worker.url))
+
+
+async def scraped(worker_url: str) -> list[Metric]:
+    """The worker's Prometheus ``/metrics``, parsed."""
+    async with aiohttp.ClientSession() as session, session.get(f"{worker_url}/metrics") as got:
         assert got.status == 200, await got.text()
-        text = await got.text()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
+        return list(text_string_to_metric_families(await got.text()))
+
+
+def folded_in(families: list[Metric]) -> dict[tuple[str, str], float]:
+    """``callstream_worker_events_folded_total`` by topic and outcome."""
+    return {
+        (sample.labels["topic"], sample.labels["outcome"]): sample.value
+        for family in families
         if family.name == "callstream_worker_events_folded"
         for sample in family.samples
         if sample.name.endswith("_total")
-    )
+    }
 
 
 def revision_faults(values: Iterable[bytes | None]) -> dict[str, list[int]]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from callstream.ingest.app import INGRESS_TOPICS, create_app
 from callstream.ingest.settings import IngressSettings
 from callstream.processors.app import OUTPUT_TOPICS, create_worker_app
@@ -46,11 +44,3 @@ def test_the_opening_names_only_topics_that_are_published() -> None:
     named = {spec.name for spec in TOPICS if re.search(rf"\b{re.escape(spec.name)}\b", opening)}
     assert named, "the opening names no topic: the check is stale"
     assert named <= published, f"named but not published: {sorted(named - published)}"
-
-
-@pytest.mark.parametrize("planned", ["soak"])
-def test_the_opening_lists_what_is_planned_as_not_built(planned: str) -> None:
-    opening = README.read_text("utf-8").split("\n## ", 1)[0]
-    for paragraph in opening.split("\n\n"):
-        if planned in paragraph:
-            assert "Not built yet" in paragraph, paragraph
