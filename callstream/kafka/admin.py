@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from callstream.kafka.probe import metadata
 from callstream.kafka.replication import Replication
@@ -138,9 +138,19 @@ async def _create_missing(admin: AIOKafkaAdminClient, topics: list[NewTopic]) ->
         response = await admin.create_topics(missing)
         refused = creation_refusals(response.topic_errors)
         if refused:
-            raise TopicMismatch(refused)
+            raise TopicCreationRefused(refused)
         await _wait_visible(admin, {topic.name: topic.num_partitions for topic in missing})
     return [topic.name for topic in missing]
+
+
+class TopicCreationRefused(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """The broker refused to create topics, for the reasons given. A KafkaError, so the
+    services retry as for a broker not reachable (too many copies for the brokers registered
+    so far passes once they are), and their log names the topics and the reasons at once."""
+
+    def __init__(self, refusals: Sequence[str]) -> None:
+        self.refusals = list(refusals)
+        super().__init__("; ".join(self.refusals))
 
 
 def creation_refusals(topic_errors: Iterable[Sequence[Any]]) -> list[str]:
