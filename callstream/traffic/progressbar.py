@@ -18,6 +18,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TaskID,
     TextColumn,
@@ -48,9 +49,9 @@ def stderr_console(live: bool) -> Console:
     return Console(stderr=True, force_terminal=live, no_color=not live, highlight=False)
 
 
-class ProgressBar:
-    """A :class:`~callstream.traffic.poster.PostProgress` for the ``traffic`` commands; use as
-    a context manager, then :meth:`finish` with the final counts."""
+class _StderrBar:
+    """What both bars share: a rich ``Progress`` on stderr while ``live``, else plain lines no
+    closer than ``PLAIN_INTERVAL_S``; stopped when the ``with`` block ends."""
 
     def __init__(self, label: str, *, live: bool | None = None) -> None:
         self.label = label
@@ -60,18 +61,17 @@ class ProgressBar:
         self._task: TaskID | None = None
         self._last_line = time.monotonic()
 
-    def __enter__(self) -> ProgressBar:
-        if self.live:
-            self._bar = Progress(
-                SpinnerColumn(),
-                TextColumn("[bold]{task.description}"),
-                TextColumn("{task.fields[counts]}"),
-                console=self.console,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(self.label, total=None, counts="starting")
-        return self
+    def _start(self, *columns: ProgressColumn) -> Progress:
+        self._bar = Progress(*columns, console=self.console, transient=True)
+        self._bar.start()
+        return self._bar
+
+    def _plain_line_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_line < PLAIN_INTERVAL_S:
+            return False
+        self._last_line = now
+        return True
 
     def __exit__(
         self,
@@ -83,13 +83,25 @@ class ProgressBar:
             self._bar.stop()
             self._bar = None
 
+
+class ProgressBar(_StderrBar):
+    """A :class:`~callstream.traffic.poster.PostProgress` for the ``traffic`` commands; use as
+    a context manager, then :meth:`finish` with the final counts."""
+
+    def __enter__(self) -> ProgressBar:
+        if self.live:
+            bar = self._start(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                TextColumn("{task.fields[counts]}"),
+            )
+            self._task = bar.add_task(self.label, total=None, counts="starting")
+        return self
+
     def update(self, summary: PostSummary) -> None:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, counts=counts_line(summary))
-            return
-        now = time.monotonic()
-        if now - self._last_line >= PLAIN_INTERVAL_S:
-            self._last_line = now
+        elif self._plain_line_due():
             self.console.print(f"callstream: {self.label}: {counts_line(summary)}", soft_wrap=True)
 
     def finish(self, summary: PostSummary, extra: Mapping[str, object] | None = None) -> None:
@@ -114,43 +126,25 @@ class ProgressBar:
         self.console.print(table)
 
 
-class ReadBar:
+class ReadBar(_StderrBar):
     """A :class:`~callstream.kafka.reading.ReadProgress` for the commands that read topics: a
     bar of the records read on a terminal, a plain line every few seconds elsewhere. Use as a
     context manager; :meth:`say` prints a line without breaking the bar."""
 
     def __init__(self, label: str, *, live: bool | None = None) -> None:
-        self.label = label
-        self.live = live_wanted() if live is None else live
-        self.console = stderr_console(self.live)
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
+        super().__init__(label, live=live)
         self._total = 0
-        self._last_line = time.monotonic()
 
     def __enter__(self) -> ReadBar:
         if self.live:
-            self._bar = Progress(
+            self._start(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("records"),
                 TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
             )
-            self._bar.start()
         return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
 
     def say(self, line: str) -> None:
         self.console.print(f"callstream: {line}", markup=False, highlight=False, soft_wrap=True)
@@ -164,8 +158,5 @@ class ReadBar:
     def advance(self, done: int) -> None:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=done)
-            return
-        now = time.monotonic()
-        if now - self._last_line >= PLAIN_INTERVAL_S:
-            self._last_line = now
+        elif self._plain_line_due():
             self.say(f"{self.label}: {done} of {self._total} records read")
