@@ -196,10 +196,13 @@ def truth(calls: Iterable[GeneratedCall]) -> dict[str, dict[str, Any]]:
     return expected_windows([call.final() for call in calls], WINDOWS, ZONE, SLA_S)
 
 
-def latest_windows(records: list[ConsumerRecord]) -> dict[str, dict[str, Any]]:
+def latest_windows(
+    records: list[ConsumerRecord], held: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """Each key's record of the highest revision on ``callstream.metrics``, the later of two
-    with one revision (a window re-sent after a worker kill: docs/metrics.md)."""
-    latest: dict[str, dict[str, Any]] = {}
+    with one revision (a window re-sent after a worker kill: docs/metrics.md); folded into
+    ``held`` when given (records read earlier), and that returned."""
+    latest: dict[str, dict[str, Any]] = {} if held is None else held
     for record in records:
         value = msgspec.json.decode(record.value)
         key = record.key.decode()

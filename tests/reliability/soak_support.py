@@ -286,9 +286,7 @@ async def windows_as_the_truth_says(
     latest: dict[str, dict[str, Any]] = {}
 
     def fold(batch: list[ConsumerRecord]) -> None:
-        for key, value in latest_windows(batch).items():
-            if key not in latest or value["revision"] > latest[key]["revision"]:
-                latest[key] = value
+        latest_windows(batch, latest)
 
     def lacking() -> str | None:
         return window_mismatches(simulated.windows, latest)
