@@ -27,6 +27,7 @@ from callstream.processors.query_views import register_query_views
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.sink import Outputs, StepSink, TableSink
 from callstream.processors.step import stored_deadline_ms
+from callstream.processors.store_memory import StoreMemory
 from callstream.processors.sweep import OpenCalls, Sweep
 from callstream.processors.transport import broker_urls, check_transport
 from callstream.schemas.topics import (
@@ -56,12 +57,12 @@ PRODUCER_REQUEST_TIMEOUT_S = 30.0
 # broker takes batches up to its message.max.bytes, 1 MB by default.
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 # faust's RocksDB defaults hold, per partition, up to three 64 MB memtables and a 2 GB block
-# cache: a worker with 12 partitions grew past 500 MB before it held 300k call states. These
-# bound each partition's store to 2 x 8 MB memtables and an 8 MB block cache.
+# cache: a worker with 12 partitions grew past 500 MB before it held 300k call states. Each
+# partition's memtables are at most 2 x 8 MB, and all of the worker's stores share one memory
+# budget (processors/store_memory.py).
 ROCKSDB_OPTIONS: dict[str, int] = {
     "write_buffer_size": 8 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 8 * 1024 * 1024,
 }
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -135,6 +136,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
         )
         for name in (TABLE, WINDOWS_TABLE)
     }
+    store_memory = StoreMemory.shared_by(t.data for t in tables.values()) if options else None
     metrics = WorkerMetrics.create()
     batches = SharedBatches(lambda: aiokafka_producer(app.producer), metrics.observe_flush)
     calls = TableSink.of(tables[TABLE], batches)
@@ -231,6 +233,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
             share_updates.get_topic_name(),
         ),
         ready=ready,
+        store_memory=store_memory,
     )
     add_ops_views(app, ready, scrape)
     live = register_query_views(

@@ -41,6 +41,7 @@ class WorkerMetrics:
     completions: Counter
     flush_seconds: Histogram
     ready: Gauge
+    store_memory: Gauge
     # Labelled children, looked up once per metric and labels: .labels() takes a lock each call.
     _children: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
@@ -134,6 +135,14 @@ class WorkerMetrics:
                 buckets=FLUSH_BUCKETS,
                 registry=registry,
             ),
+            store_memory=Gauge(
+                "callstream_worker_store_memory_bytes",
+                "RocksDB memory of all the worker's table stores, in their one budget "
+                "(processors/store_memory.py), by part: memtables, block_cache (data, index "
+                "and filter blocks); absent with the memory store",
+                ["part"],
+                registry=registry,
+            ),
             ready=Gauge(
                 "callstream_worker_ready",
                 "1 while GET /readyz would answer 200 (joined, tables recovered, no rebalance)",
@@ -147,6 +156,12 @@ class Counted(Protocol):
 
     @property
     def rows(self) -> int: ...
+
+
+class StoreUsage(Protocol):
+    """The stores' memory by part, in bytes (processors/store_memory.py's StoreMemory)."""
+
+    def usage(self) -> Mapping[str, int]: ...
 
 
 async def consumer_lag(consumer: Any, topics: Collection[str]) -> dict[tuple[str, int], int]:
@@ -174,20 +189,27 @@ class Scrape:
         metrics: WorkerMetrics,
         tables: Mapping[str, Counted],
         consumer: Callable[[], Any],
+        *,
         topics: Collection[str],
         ready: Callable[[], bool],
+        store_memory: StoreUsage | None = None,
     ) -> None:
         """``tables``: each table's name and sink; ``consumer``: faust's ``app.consumer`` (made
-        when the app starts); ``topics``: the input topics whose lag is reported."""
+        when the app starts); ``topics``: the input topics whose lag is reported;
+        ``store_memory``: the RocksDB stores' memory (None: a memory store)."""
         self.metrics = metrics
         self.tables = tables
         self.consumer = consumer
         self.topics = topics
         self.ready = ready
+        self.store_memory = store_memory
 
     async def __call__(self) -> bytes:
         for name, table in self.tables.items():
             self.metrics.set_table_rows(name, table.rows)
+        if self.store_memory is not None:
+            for part, size in self.store_memory.usage().items():
+                self.metrics.store_memory.labels(part).set(size)
         ready = self.ready()
         self.metrics.ready.set(ready)
         if ready:

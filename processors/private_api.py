@@ -1,6 +1,6 @@
 """Every private faust name the worker uses, in one place, checked when the worker starts.
 
-faust gives no public way to do four things the worker needs:
+faust gives no public way to do five things the worker needs:
 
 - ``Producer._ensure_producer()`` (faust's aiokafka driver): the aiokafka producer faust started.
   ``OutputBatches`` hands it whole batches (``create_batch``/``send_batch``, public aiokafka);
@@ -9,6 +9,8 @@ faust gives no public way to do four things the worker needs:
   ``enable_idempotence`` (faust sets it only inside its transactions).
 - ``rocksdb.Store._db_for_partition(partition)``: a partition's RocksDB database, which
   ``TableStore`` reads and writes directly (faust's ``get``/``set`` cost more than the fold).
+- ``rocksdb.Store.rocksdb_options``: the options its databases open with, replaced before any
+  opens by ones sharing the worker's one memory budget (processors/store_memory.py).
 - ``TableManager.recovery`` and its ``completed`` event: set once the tables are recovered, for
   readiness (faust's ``TableManagerT`` declares only the awaiting
   ``wait_until_recovery_completed``).
@@ -49,6 +51,7 @@ REQUIRED: tuple[PrivateName, ...] = (
     PrivateName(Transport.Producer, "_ensure_producer", "OutputBatches' aiokafka producer"),
     PrivateName(Transport.Producer, "_settings_extra", "an idempotent producer"),
     PrivateName(faust.stores.rocksdb.Store, "_db_for_partition", "TableStore's RocksDB reads"),
+    PrivateName(faust.stores.rocksdb.Store, "rocksdb_options", "one memory budget for stores"),
     PrivateName(faust.tables.manager.TableManager, "recovery", "readiness"),
     PrivateName(faust.tables.recovery.Recovery, "completed", "readiness"),
 )
@@ -91,6 +94,13 @@ def partition_databases(store: Any) -> Callable[[int], Any] | None:
         databases: Callable[[int], Any] = store._db_for_partition
         return databases
     return None
+
+
+def use_rocksdb_options(store: faust.stores.rocksdb.Store, options: Any) -> None:
+    """Open ``store``'s databases with ``options`` (a ``RocksDBOptions``) from now on."""
+    if not options.use_rocksdict:
+        raise PrivateApiMissing("the worker's RocksDB stores need faust's rocksdict driver")
+    store.rocksdb_options = options
 
 
 def tables_recovered(app: faust.App) -> bool:

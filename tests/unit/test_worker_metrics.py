@@ -41,6 +41,11 @@ class Consumer:
         return self.positions.get(tp)
 
 
+class StoreUsage:
+    def usage(self) -> dict[str, int]:
+        return {"memtables": 3 * 1024 * 1024, "block_cache": 5 * 1024 * 1024}
+
+
 class Rows:
     rows = 7
 
@@ -57,7 +62,9 @@ async def test_every_metric_with_every_label_passes_promtool() -> None:
     metrics.observe_flush(0.031)
     metrics.observe_completed(True)
     metrics.observe_completed(False)
-    exposition = await Scrape(metrics, {}, lambda: None, (), ready=lambda: False)()
+    exposition = await Scrape(
+        metrics, {}, lambda: None, topics=(), ready=lambda: False, store_memory=StoreUsage()
+    )()
     found = samples(exposition)
     for name, labels in [
         ("callstream_worker_events_folded_total", {"topic": EVENTS, "outcome": "rejected"}),
@@ -68,6 +75,8 @@ async def test_every_metric_with_every_label_passes_promtool() -> None:
         ("callstream_worker_completions_total", {"kind": "first"}),
         ("callstream_worker_completions_total", {"kind": "correction"}),
         ("callstream_worker_ready", {}),
+        ("callstream_worker_store_memory_bytes", {"part": "memtables"}),
+        ("callstream_worker_store_memory_bytes", {"part": "block_cache"}),
         ("process_resident_memory_bytes", {}),
     ]:
         assert (name, tuple(sorted(labels.items()))) in found, name
@@ -86,7 +95,9 @@ async def test_a_scrape_reads_the_lag_of_the_input_partitions_and_the_sinks_rows
 
     ready = [True]
     metrics = WorkerMetrics.create()
-    scrape = Scrape(metrics, {"call-state": Rows()}, lambda: consumer, {EVENTS}, lambda: ready[0])
+    scrape = Scrape(
+        metrics, {"call-state": Rows()}, lambda: consumer, topics={EVENTS}, ready=lambda: ready[0]
+    )
     found = samples(await scrape())
     lag = "callstream_worker_consumer_lag"
     assert found[(lag, (("partition", "0"), ("topic", EVENTS)))] == 6
