@@ -371,13 +371,15 @@ class Sample:
     lag: int
     folded_rate: float  # input records the worker processed a second since the previous sample
     rows: dict[str, float]  # the worker's tables' rows (call states, shares, windows)
+    store_mb: float  # the worker's RocksDB memory, memtables and block cache (its /metrics)
     kafka_gb: float
 
     def line(self) -> str:
         return (
             f"[soak] {self.at_s:6.0f} s  acked {self.acked:>9,} ({self.rate:5.0f}/s)  "
             f"refused {self.refused}  failed {self.failed}  retried {self.retried}  "
-            f"RSS ingress {self.ingress_rss_mb:6.1f} MB worker {self.worker_rss_mb:6.1f} MB  "
+            f"RSS ingress {self.ingress_rss_mb:6.1f} MB worker {self.worker_rss_mb:6.1f} MB "
+            f"(stores {self.store_mb:4.1f} MB)  "
             f"CPU ingress {self.ingress_cpu:4.0%} worker {self.worker_cpu:4.0%}  "
             f"folded {self.folded_rate:5.0f}/s  lag {self.lag:>7,}  "
             f"call states {self.rows.get(CALL_STATES, 0):>8,.0f}  kafka {self.kafka_gb:5.2f} GB"
@@ -408,18 +410,20 @@ class Sampler:
         self._cpu = (cpu_s(pids[0]), cpu_s(pids[1]))
         self._folded = 0.0
 
-    async def worker_figures(self) -> tuple[float, dict[str, float]]:
-        """Input records the worker processed so far, and its tables' rows (its /metrics)."""
+    async def worker_figures(self) -> tuple[float, dict[str, float], float]:
+        """Input records the worker processed so far, its tables' rows, and its stores' memory
+        in MB (its /metrics)."""
         families = await scraped(self.worker_url)
         topics = set(self.ledger.codes)
         folded = sum(n for (topic, _), n in folded_in(families).items() if topic in topics)
-        rows = {
-            sample.labels["table"]: sample.value
-            for family in families
-            if family.name == "callstream_worker_table_rows"
-            for sample in family.samples
-        }
-        return folded, rows
+
+        def values(name: str) -> list[tuple[dict[str, str], float]]:
+            found = (f.samples for f in families if f.name == name)
+            return [(sample.labels, sample.value) for samples in found for sample in samples]
+
+        rows = {labels["table"]: n for labels, n in values("callstream_worker_table_rows")}
+        store = sum(n for _, n in values("callstream_worker_store_memory_bytes")) / 2**20
+        return folded, rows, store
 
     async def take(self) -> Sample:
         now = time.monotonic() - self.started
@@ -427,7 +431,7 @@ class Sampler:
         last = self.samples[-1] if self.samples else None
         span = now - last.at_s if last else 0.0
         cpu = (cpu_s(self.pids[0]), cpu_s(self.pids[1]))
-        folded, rows = await self.worker_figures()
+        folded, rows, store_mb = await self.worker_figures()
         sample = Sample(
             at_s=now,
             sent=summary.sent,
@@ -443,6 +447,7 @@ class Sampler:
             lag=await self.lag(),
             folded_rate=(folded - self._folded) / span if span else 0.0,
             rows=rows,
+            store_mb=store_mb,
             kafka_gb=await asyncio.to_thread(size_gb, self.data_dir),
         )
         self._cpu = cpu

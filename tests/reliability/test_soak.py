@@ -298,7 +298,8 @@ def check_logs(
 
 def summarize(report: dict[str, Any], verdict: Verdict) -> None:
     """The samples and the checks as tables; everything to bench/results/soak.json."""
-    headers = ["s", "acked", "/s", "refused", "ingress MB", "worker MB", "ingress CPU"]
+    headers = ["s", "acked", "/s", "refused", "ingress MB", "worker MB", "stores MB"]
+    headers += ["ingress CPU"]
     headers += ["worker CPU", "folded/s", "lag", "call states", "kafka GB"]
     rows = [
         [
@@ -308,6 +309,7 @@ def summarize(report: dict[str, Any], verdict: Verdict) -> None:
             s["refused"],
             s["ingress_rss_mb"],
             s["worker_rss_mb"],
+            round(s["store_mb"], 1),
             f"{s['ingress_cpu']:.0%}",
             f"{s['worker_cpu']:.0%}",
             round(s["folded_rate"]),
