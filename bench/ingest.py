@@ -34,7 +34,7 @@ from bench.report import print_table, write_results
 from callstream.health import wait_http_ok
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
-from callstream.kafka.local import temporary_broker
+from callstream.kafka.local import temporary_broker, temporary_cluster
 from callstream.schemas.topics import TOPICS
 from callstream.settings import KafkaSettings
 
@@ -120,16 +120,20 @@ class PeakRss:
 
 
 @contextlib.contextmanager
-def kafka() -> Iterator[str]:
+def kafka(nodes: int = 1) -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS, else a broker (or a cluster of ``nodes``) for the block."""
     settings = KafkaSettings.from_env()
     if settings.bootstrap_servers:
         yield settings.bootstrap_servers
         return
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir,
-        temporary_broker(settings, Path(data_dir)) as bootstrap,
-    ):
-        yield bootstrap
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir:
+        started = (
+            temporary_broker(settings, Path(data_dir))
+            if nodes == 1
+            else temporary_cluster(settings, Path(data_dir), nodes)
+        )
+        with started as bootstrap:
+            yield bootstrap
 
 
 def children(pid: int) -> list[int]:

@@ -22,8 +22,14 @@ worker hold a million states and their windows, and the RSS rows say what that c
 Then, the worker still up, new calls come at half its measured rate for 20 s while the calls it
 holds are asked for at 200 requests a second (bench/query_latency.py): p50 and p99.
 
+The scale-out row: the same records in fresh topics, folded by two worker processes in one
+consumer group (bench/worker_group.py), timed from the first one's being ready until every
+window is complete; each process's CPU (the workers', the brokers') is shown beside it, since
+the machine's cores are shared. ``--nodes 3`` runs it all on a three-node cluster (replication
+factor 3) instead of one broker.
+
     .venv/bin/python -m bench.processors [--calls 20000] [--shape full|cdr] [--store rocksdb]
-        [--skip-floor] [--skip-latency] [--skip-without-metrics]
+        [--nodes 1] [--skip-floor] [--skip-latency] [--skip-without-metrics] [--skip-scale-out]
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from bench.ingest import PeakRss, kafka, rss_mb, server
 from bench.query_latency import Latency, folded, latency_under_load
 from bench.report import print_table, write_results
 from bench.synthetic_calls import Call, Record, call_records, expected_offered, synthetic_calls
+from bench.worker_group import CpuMeter, cpu_seconds, kafka_pids, worker_group
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
 from callstream.processors.settings import metric_settings
@@ -61,6 +68,7 @@ TARGETS = {
     "ratio_to_noop_agent": 0.5,
     "rss_mb_at_1m_states": 500.0,
     "calls_get_p99_ms": 20.0,
+    "scale_out": 1.5,  # two workers in one group against one
 }
 LATENCY_S = 20.0  # how long the GETs run while the worker folds at half its rate
 REQUEST_RATE = 200.0  # GET /calls/{call_id} a second
@@ -226,10 +234,18 @@ def fold_only_rate(records: list[Record], now_ms: int) -> float:
     return len(sample) / (time.perf_counter() - started)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpus(*shares: float) -> str:
+    return " / ".join(f"{share:.2f}" for share in shares)
+
+
+def scale_out_rows(two: ScaleOut, one_rate: float) -> list[list[object]]:
+    if not two.events_per_s:
+        return []
+    return [
+        ["two workers in one group, events/s", two.events_per_s, ""],
+        ["ratio two workers / one", two.events_per_s / one_rate, f">= {TARGETS['scale_out']}"],
+        ["CPU, cores: worker 1 / worker 2 / brokers", cpus(*two.worker_cpu, two.broker_cpu), ""],
+    ]
 
 
 def latency_rows(latency: Latency | None) -> list[list[object]]:
@@ -299,7 +315,124 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="no run of the worker with its metrics left out",
     )
+    parser.add_argument(
+        "--skip-scale-out", action="store_true", help="no run of two workers in one group"
+    )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="Kafka nodes started for the run (1, or 3: a cluster)"
+    )
     return parser.parse_args(argv)
+
+
+@dataclass
+class ScaleOut:
+    """Two workers in one group over the same records, in topics of their own."""
+
+    events_per_s: float = 0.0
+    worker_cpu: list[float] = dataclasses.field(default_factory=list)  # share of one core each
+    broker_cpu: float = 0.0  # the brokers' together, share of one core
+
+
+def scale_out(
+    bootstrap: str,
+    env: dict[str, str],
+    records: list[Record],
+    expected: dict[str, int],
+    tmp: Path,
+) -> ScaleOut:
+    """Fill fresh topics with ``records``, fold them with two workers in one group, and time it
+    until ``callstream.metrics`` has every window with all its calls; raises if it never does."""
+    prefix = f"benchs{uuid.uuid4().hex[:8]}."
+    names = topic_names(prefix)
+    asyncio.run(ensure_topics(bootstrap, TOPICS, prefix))
+    print(f"bench: filling {len(records):,} events again for two workers ...", file=sys.stderr)
+    asyncio.run(fill(bootstrap, names, records))
+    env = {**env, "CALLSTREAM_TOPIC_PREFIX": prefix}
+    print("bench: two workers in one group ...", file=sys.stderr)
+    brokers = {f"broker {pid}": pid for pid in kafka_pids("bench-kafka-")}
+    with worker_group(2, env, tmp / "scale-out", brokers) as group:
+        seen = asyncio.run(
+            wait_windows(
+                bootstrap,
+                names[METRICS],
+                expected,
+                max(600.0, len(records) / 500),
+                f"http://127.0.0.1:{group.ports[0]}/metrics",
+            )
+        )
+        if seen.complete != len(expected) or seen.unexpected or seen.late_dropped:
+            raise RuntimeError(f"two workers left windows incomplete: {seen}")
+        shares = group.meter.shares(seen.done_at)
+    return ScaleOut(
+        len(records) / (seen.done_at - group.first_ready),
+        [share for name, share in shares.items() if name.startswith("worker")],
+        sum(shares[name] for name in brokers),
+    )
+
+
+@dataclass
+class OneWorker:
+    """One worker's run over the records: what it published, how long and what it took."""
+
+    seen: WindowsSeen
+    elapsed: float  # from ready until every window was complete
+    cpu_us: float  # per event
+    cpu_cores: float  # the worker's CPU over the run, in cores
+    brokers_cpu_cores: float
+    peak_rss: float
+    final_rss: float
+    latency: Latency | None
+
+
+def one_worker(
+    bootstrap: str,
+    names: dict[str, str],
+    env: dict[str, str],
+    *,
+    expected: dict[str, int],
+    calls: list[Call],
+    records: list[Record],
+    args: argparse.Namespace,
+) -> OneWorker:
+    """The worker over the filled topics until every window is complete; then, still up,
+    ``GET /calls/{call_id}`` latency at half its rate (unless skipped)."""
+    port = broker.free_port()
+    print("bench: the worker ...", file=sys.stderr)
+    command = [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)]
+    with server(command, env, f"http://127.0.0.1:{port}/readyz", 120) as worker:
+        started = time.perf_counter()  # ready: joined, recovered, consuming
+        cpu_at_ready = cpu_seconds(worker.pid)
+        brokers = CpuMeter({str(pid): pid for pid in kafka_pids("bench-kafka-")})
+        deadline_s = max(600.0, len(records) / 500)
+        with PeakRss([worker.pid]) as peak:
+            seen = asyncio.run(
+                wait_windows(
+                    bootstrap,
+                    names[METRICS],
+                    expected,
+                    deadline_s,
+                    f"http://127.0.0.1:{port}/metrics",
+                )
+            )
+        elapsed = seen.done_at - started
+        cpu_s = cpu_seconds(worker.pid) - cpu_at_ready
+        brokers_cpu = sum(brokers.shares(seen.done_at).values())
+        final_rss = rss_mb([worker.pid])
+        latency = None
+        if not args.skip_latency:
+            print("bench: GET /calls/{call_id} at half the rate ...", file=sys.stderr)
+            latency = measure_latency(
+                bootstrap,
+                names,
+                port,
+                calls,
+                feed_rate=len(records) / elapsed / 2,
+                shape=args.shape,
+            )
+    cpu_us = cpu_s / len(records) * 1e6
+    return OneWorker(
+        seen, elapsed, cpu_us, cpu_s / elapsed, brokers_cpu, peak.peak, final_rss, latency
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     records = call_records(calls, args.shape)
     settings = metric_settings(os.environ)  # as the worker reads them
     expected = expected_offered(calls, settings)
-    with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
+    with kafka(args.nodes) as bootstrap, tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         prefix = f"benchp{uuid.uuid4().hex[:8]}."
         names = topic_names(prefix)
         asyncio.run(ensure_topics(bootstrap, TOPICS, prefix))
@@ -320,7 +453,6 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: a no-op faust agent ...", file=sys.stderr)
         floor = 0.0 if args.skip_floor else faust_floor_rate(bootstrap, names, len(records), tmp)
 
-        port = broker.free_port()
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -329,40 +461,17 @@ def main(argv: list[str] | None = None) -> int:
             "CALLSTREAM_STORE": args.store,
             "CALLSTREAM_LOG_LEVEL": "WARNING",
         }
-        print("bench: the worker ...", file=sys.stderr)
-        command = [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)]
-        with server(command, env, f"http://127.0.0.1:{port}/readyz", 120) as worker:
-            started = time.perf_counter()  # ready: joined, recovered, consuming
-            cpu_at_ready = cpu_seconds(worker.pid)
-            deadline_s = max(600.0, len(records) / 500)
-            with PeakRss([worker.pid]) as peak:
-                seen = asyncio.run(
-                    wait_windows(
-                        bootstrap,
-                        names[METRICS],
-                        expected,
-                        deadline_s,
-                        f"http://127.0.0.1:{port}/metrics",
-                    )
-                )
-            elapsed = seen.done_at - started
-            cpu_us = (cpu_seconds(worker.pid) - cpu_at_ready) / len(records) * 1e6
-            final_rss = rss_mb([worker.pid])
-            latency = None
-            if not args.skip_latency:
-                print("bench: GET /calls/{call_id} at half the rate ...", file=sys.stderr)
-                latency = measure_latency(
-                    bootstrap,
-                    names,
-                    port,
-                    calls,
-                    feed_rate=len(records) / elapsed / 2,
-                    shape=args.shape,
-                )
+        one = one_worker(
+            bootstrap, names, env, expected=expected, calls=calls, records=records, args=args
+        )
+        seen, elapsed, latency = one.seen, one.elapsed, one.latency
         bare = WithoutMetrics()
         if not args.skip_without_metrics:
             print("bench: the worker without its metrics ...", file=sys.stderr)
             bare = without_metrics(bootstrap, env, names, len(records))
+        two = ScaleOut()
+        if not args.skip_scale_out:
+            two = scale_out(bootstrap, env, records, expected, Path(tmp))
 
     done = seen.complete == len(expected) and not seen.unexpected and not seen.late_dropped
     rate = len(records) / elapsed
@@ -381,12 +490,19 @@ def main(argv: list[str] | None = None) -> int:
         "fold_only_events_per_s": fold_only,
         "worker_events_per_s": rate,
         "ratio_to_noop_agent": ratio,
-        "worker_cpu_us_per_event": cpu_us,
+        "worker_cpu_us_per_event": one.cpu_us,
         "worker_without_metrics_events_per_s": bare.events_per_s,
         "worker_without_metrics_cpu_us_per_event": bare.cpu_us_per_event,
         "ratio_without_metrics_to_noop_agent": bare.events_per_s / floor if floor else 0.0,
-        "worker_peak_rss_mb": peak.peak,
-        "worker_rss_mb_at_end": final_rss,
+        "kafka_nodes": args.nodes,
+        "worker_cpu_cores": one.cpu_cores,
+        "brokers_cpu_cores": one.brokers_cpu_cores,
+        "two_workers_events_per_s": two.events_per_s,
+        "two_workers_ratio_to_one": two.events_per_s / rate if two.events_per_s else 0.0,
+        "two_workers_cpu_cores": two.worker_cpu,
+        "two_workers_brokers_cpu_cores": two.broker_cpu,
+        "worker_peak_rss_mb": one.peak_rss,
+        "worker_rss_mb_at_end": one.final_rss,
         "call_states_held": args.calls,
         "calls_get": None if latency is None else dataclasses.asdict(latency),
         "targets": TARGETS,
@@ -398,7 +514,13 @@ def main(argv: list[str] | None = None) -> int:
             ["worker (fold, metrics, publish), events/s", rate, f">= {TARGETS['rate']:,.0f}"],
             ["ratio worker / no-op faust agent", ratio, f">= {TARGETS['ratio_to_noop_agent']}"],
             ["fold alone in-process (no metrics, no Kafka), events/s", fold_only, ""],
-            ["worker CPU per event, us", cpu_us, ""],
+            ["worker CPU per event, us", one.cpu_us, ""],
+            [
+                f"CPU, cores: the worker / the {args.nodes} broker(s)",
+                cpus(one.cpu_cores, one.brokers_cpu_cores),
+                "",
+            ],
+            *scale_out_rows(two, rate),
             ["worker without its metrics, events/s", bare.events_per_s, ""],
             [
                 "ratio worker without its metrics / no-op faust agent",
@@ -409,8 +531,12 @@ def main(argv: list[str] | None = None) -> int:
             [f"windows with all their calls (of {len(expected):,})", seen.complete, "all"],
             ["records read from callstream.metrics", seen.records, ""],
             ["calls dropped as late", seen.late_dropped, "0"],
-            ["worker peak RSS, MB", peak.peak, ""],
-            [f"worker RSS at the end, MB ({args.calls:,} call states)", final_rss, "< 500 at 1M"],
+            ["worker peak RSS, MB", one.peak_rss, ""],
+            [
+                f"worker RSS at the end, MB ({args.calls:,} call states)",
+                one.final_rss,
+                "< 500 at 1M",
+            ],
             *latency_rows(latency),
         ],
     )
@@ -425,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         and done
         and rate >= TARGETS["rate"]
         and (args.skip_floor or ratio >= TARGETS["ratio_to_noop_agent"])
-        and (args.calls < 1_000_000 or final_rss < TARGETS["rss_mb_at_1m_states"])
+        and (args.calls < 1_000_000 or one.final_rss < TARGETS["rss_mb_at_1m_states"])
+        and (args.skip_scale_out or two.events_per_s / rate >= TARGETS["scale_out"])
     )
     return 0 if met else 1
 
