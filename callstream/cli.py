@@ -1,4 +1,7 @@
-"""The ``callstream`` command: one verb per job, progress on stderr, results on stdout."""
+"""The ``callstream`` command: one verb per job, progress on stderr, results on stdout.
+
+Each verb imports what it runs, so a service process loads only its own modules.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,12 @@ from pathlib import Path
 from callstream import __version__
 from callstream.export.cli import add_export_cli
 from callstream.ingest.auth import AuthConfigError
-from callstream.ingest.server import serve_ingress
 from callstream.kafka import broker, cluster
 from callstream.kafka.fetch import FetchError, fetch
 from callstream.kafka.java import JavaError
 from callstream.kafka.release import ReleaseError
 from callstream.kafka.topiccheck import TopicMismatch
-from callstream.processors.private_api import PrivateApiMissing
-from callstream.processors.runtime import run_worker
-from callstream.processors.settings import WorkerSettings
+from callstream.processors.errors import PrivateApiMissing
 from callstream.schemas.cli import add_schemas_cli
 from callstream.settings import KafkaSettings, SettingsError
 from callstream.traffic.replay_cli import add_capture_cli, add_replay_cli
@@ -147,10 +147,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from callstream.ingest.server import serve_ingress
+
     return serve_ingress(args.host, args.port)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from callstream.processors.runtime import run_worker
+    from callstream.processors.settings import WorkerSettings
+
     settings = replace(WorkerSettings.from_env(), web_host=args.web_host, web_port=args.web_port)
     run_worker(settings)
     return 0

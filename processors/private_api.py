@@ -32,6 +32,7 @@ import faust.tables.manager
 import faust.tables.recovery
 from aiokafka import AIOKafkaProducer
 
+from callstream.processors.errors import PrivateApiMissing  # raised here; named here too
 from callstream.processors.transport import Transport
 
 
@@ -55,10 +56,6 @@ REQUIRED: tuple[PrivateName, ...] = (
     PrivateName(faust.tables.manager.TableManager, "recovery", "readiness"),
     PrivateName(faust.tables.recovery.Recovery, "completed", "readiness"),
 )
-
-
-class PrivateApiMissing(RuntimeError):
-    """The installed faust lacks a name the worker needs: it must not start."""
 
 
 def _declared(owner: type, name: str) -> bool:

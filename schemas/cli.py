@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from callstream.schemas import export
-
 
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     """Regenerate schemas/json/*.schema.json and docs/asyncapi.yaml under ``--out``."""
+    from callstream.schemas import export
+
     out: Path | None = args.out or export.find_checkout(Path.cwd())
     if out is None:
         print(

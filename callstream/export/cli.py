@@ -8,20 +8,17 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import orjson
-from aiokafka.errors import KafkaError
 
 from callstream.cliargs import moment
 from callstream.export.columns import CALLS, METRIC_WINDOWS
-from callstream.export.source import read_export
-from callstream.export.write import Contents, write_database, write_files
-from callstream.kafka.reading import ReadError
-from callstream.processors.settings import metric_settings
 from callstream.schemas.topics import topic_names
 from callstream.settings import env_bootstrap
-from callstream.traffic.progressbar import ReadBar
+
+if TYPE_CHECKING:
+    from callstream.export.write import Contents
 
 
 def _say(line: str) -> None:
@@ -56,6 +53,8 @@ def _database_problem(to: list[str], file_format: str | None) -> str | None:
 def _openable(path: Path) -> str | None:
     """Why the DuckDB database at ``path`` cannot be written (not one, locked); None if it
     can, or is not there yet. Checked before the read, which may take a while."""
+    import duckdb
+
     if not path.exists():
         return None
     try:
@@ -66,6 +65,15 @@ def _openable(path: Path) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import duckdb
+    from aiokafka.errors import KafkaError
+
+    from callstream.export.source import read_export
+    from callstream.export.write import write_database, write_files
+    from callstream.kafka.reading import ReadError
+    from callstream.processors.settings import metric_settings
+    from callstream.traffic.progressbar import ReadBar
+
     parser: argparse.ArgumentParser = args.export_parser
     if problem := _usage_problem(args):
         parser.error(problem)

@@ -7,20 +7,20 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from aiokafka.errors import KafkaError
 
 from callstream.cliargs import moment
-from callstream.kafka.reading import ReadError
 from callstream.schemas.topics import CALL_EVENTS, CDRS, topic_names
 from callstream.settings import env_bootstrap
-from callstream.traffic.capture import capture
 from callstream.traffic.delivery import Delivery
-from callstream.traffic.poster import PostSummary, post_deliveries
-from callstream.traffic.progressbar import ProgressBar, ReadBar
 from callstream.traffic.recording import deliveries
 from callstream.traffic.target import TargetError, add_target_arguments, post_settings
+
+if TYPE_CHECKING:
+    from callstream.traffic.poster import PostSummary
+    from callstream.traffic.progressbar import ProgressBar
 
 NOTES_SHOWN = 50  # skipped lines and refusals named one by one; the rest only counted
 EXIT_INTERRUPTED = 130
@@ -67,6 +67,9 @@ def replay_code(summary: PostSummary, skipped: int) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from callstream.traffic.poster import post_deliveries
+    from callstream.traffic.progressbar import ProgressBar
+
     try:
         settings = post_settings(args, os.environ)
     except TargetError as error:
@@ -89,6 +92,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from callstream.kafka.reading import ReadError
+    from callstream.traffic.capture import capture
+    from callstream.traffic.progressbar import ReadBar
+
     names = topic_names(os.environ.get("CALLSTREAM_TOPIC_PREFIX", "").strip())
     wanted = [name.strip() for name in args.topic.split(",") if name.strip()]
     if unknown := [name for name in wanted if name not in names]:

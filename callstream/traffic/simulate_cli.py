@@ -12,17 +12,18 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from callstream.traffic.plan import CallPlan, FaultRates, merged
-from callstream.traffic.poster import PostSettings, post_deliveries
-from callstream.traffic.progressbar import ProgressBar
 from callstream.traffic.replay_cli import Notes, replay_code
 from callstream.traffic.simulation import Simulation, call_plans
 from callstream.traffic.target import TargetError, add_target_arguments, post_settings
 from callstream.traffic.truth import truth_record
+
+if TYPE_CHECKING:
+    from callstream.traffic.poster import PostSettings
 
 FAULTS = {
     "duplicate": "a webhook re-sent (a CDR's send_num_retry + 1)",
@@ -97,6 +98,9 @@ def simulation_of(args: argparse.Namespace, now_s: float) -> Simulation:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from callstream.traffic.poster import post_deliveries
+    from callstream.traffic.progressbar import ProgressBar
+
     try:
         simulation = simulation_of(args, time.time())
         settings: PostSettings = post_settings(args, os.environ)

@@ -7,11 +7,14 @@ import argparse
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from callstream.settings import env_kafka_data_dir
-from callstream.traffic.poster import PostSettings
 from callstream.up import dev_token_file
+
+if TYPE_CHECKING:
+    from callstream.traffic.poster import PostSettings
 
 DEFAULT_URL = "http://127.0.0.1:8080/webhooks/omicall"
 TOKEN_ENV = "CALLSTREAM_WEBHOOK_TOKEN"  # noqa: S105 - a variable's name
@@ -74,6 +77,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 def post_settings(args: argparse.Namespace, env: Mapping[str, str]) -> PostSettings:
     """The poster's settings from :func:`add_target_arguments`' arguments, once something
     listens at the URL."""
+    from callstream.traffic.poster import PostSettings  # aiohttp: loaded by the verbs that post
+
     token = resolve_token(args.token, env)
     try:
         settings = PostSettings(
