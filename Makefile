@@ -62,6 +62,7 @@ bench: kafka-fetch bench-tools
 	$(BIN)/python -m bench.parse || status=1; \
 	$(BIN)/python -m bench.ingest --processes 2 --connections 64 || status=1; \
 	$(BIN)/python -m bench.processors || status=1; \
+	$(BIN)/python -m bench.processors --nodes 3 --skip-floor --skip-latency --skip-without-metrics || status=1; \
 	$(BIN)/python -m bench.pipeline || status=1; \
 	exit $$status
 

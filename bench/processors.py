@@ -540,19 +540,24 @@ def main(argv: list[str] | None = None) -> int:
             *latency_rows(latency),
         ],
     )
-    print(f"wrote {write_results('processors', figures)}")
+    name = "processors" if args.nodes == 1 else f"processors-{args.nodes}-nodes"
+    print(f"wrote {write_results(name, figures)}")
     if not done:
         print("bench: the worker did not publish every window with all its calls", file=sys.stderr)
     latency_met = latency is None or (
         latency.p99_ms < TARGETS["calls_get_p99_ms"] and not latency.errors
     )
+    # The rate targets are set on one broker; on a cluster the figures are reported.
+    rates_met = args.nodes > 1 or (
+        rate >= TARGETS["rate"]
+        and (args.skip_floor or ratio >= TARGETS["ratio_to_noop_agent"])
+        and (args.skip_scale_out or two.events_per_s / rate >= TARGETS["scale_out"])
+    )
     met = (
         latency_met
         and done
-        and rate >= TARGETS["rate"]
-        and (args.skip_floor or ratio >= TARGETS["ratio_to_noop_agent"])
+        and rates_met
         and (args.calls < 1_000_000 or one.final_rss < TARGETS["rss_mb_at_1m_states"])
-        and (args.skip_scale_out or two.events_per_s / rate >= TARGETS["scale_out"])
     )
     return 0 if met else 1
 
