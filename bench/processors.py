@@ -331,6 +331,7 @@ class ScaleOut:
     events_per_s: float = 0.0
     worker_cpu: list[float] = dataclasses.field(default_factory=list)  # share of one core each
     broker_cpu: float = 0.0  # the brokers' together, share of one core
+    failure: str | None = None
 
 
 def scale_out(
@@ -362,6 +363,8 @@ def scale_out(
         )
         if seen.complete != len(expected) or seen.unexpected or seen.late_dropped:
             raise RuntimeError(f"two workers left windows incomplete: {seen}")
+        if exited := [p.returncode for p in group.processes if p.poll() is not None]:
+            raise RuntimeError(f"a worker exited during the run (exit codes {exited})")
         shares = group.meter.shares(seen.done_at)
     return ScaleOut(
         len(records) / (seen.done_at - group.first_ready),
@@ -471,7 +474,11 @@ def main(argv: list[str] | None = None) -> int:
             bare = without_metrics(bootstrap, env, names, len(records))
         two = ScaleOut()
         if not args.skip_scale_out:
-            two = scale_out(bootstrap, env, records, expected, Path(tmp))
+            try:
+                two = scale_out(bootstrap, env, records, expected, Path(tmp))
+            except RuntimeError as failed:  # the one-worker figures are still written
+                print(f"bench: two workers failed: {failed}", file=sys.stderr)
+                two = ScaleOut(failure=str(failed))
 
     done = seen.complete == len(expected) and not seen.unexpected and not seen.late_dropped
     rate = len(records) / elapsed
@@ -501,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         "two_workers_ratio_to_one": two.events_per_s / rate if two.events_per_s else 0.0,
         "two_workers_cpu_cores": two.worker_cpu,
         "two_workers_brokers_cpu_cores": two.broker_cpu,
+        "two_workers_failure": two.failure,
         "worker_peak_rss_mb": one.peak_rss,
         "worker_rss_mb_at_end": one.final_rss,
         "call_states_held": args.calls,
@@ -557,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_met
         and done
         and rates_met
+        and two.failure is None
         and (args.calls < 1_000_000 or one.final_rss < TARGETS["rss_mb_at_1m_states"])
     )
     return 0 if met else 1

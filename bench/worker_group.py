@@ -90,7 +90,9 @@ def worker_group(
         waiting, deadline = set(urls), time.monotonic() + READY_TIMEOUT_S
         meter = None
         while waiting:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            if exited := [p.returncode for p in processes if p.poll() is not None]:
+                raise RuntimeError(f"a worker exited while starting (exit codes {exited})")
+            if time.monotonic() > deadline:
                 raise RuntimeError(f"workers not ready within {READY_TIMEOUT_S:.0f} s: {waiting}")
             waiting -= {url for url in waiting if http_ok(url)}
             if len(waiting) < count and meter is None:

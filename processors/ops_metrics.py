@@ -42,6 +42,7 @@ class WorkerMetrics:
     flush_seconds: Histogram
     ready: Gauge
     store_memory: Gauge
+    store_memtables: Gauge
     # Labelled children, looked up once per metric and labels: .labels() takes a lock each call.
     _children: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
@@ -137,10 +138,15 @@ class WorkerMetrics:
             ),
             store_memory=Gauge(
                 "callstream_worker_store_memory_bytes",
-                "RocksDB memory of all the worker's table stores, in their one budget "
-                "(processors/store_memory.py), by part: memtables, block_cache (data, index "
-                "and filter blocks); absent with the memory store",
-                ["part"],
+                "RocksDB memory of all the worker's table stores in their one budget "
+                "(processors/store_memory.py): the shared cache's use, memtables included; "
+                "absent with the memory store",
+                registry=registry,
+            ),
+            store_memtables=Gauge(
+                "callstream_worker_store_memtable_bytes",
+                "what the memtables of the worker's table stores hold, part of "
+                "callstream_worker_store_memory_bytes; absent with the memory store",
                 registry=registry,
             ),
             ready=Gauge(
@@ -159,7 +165,7 @@ class Counted(Protocol):
 
 
 class StoreUsage(Protocol):
-    """The stores' memory by part, in bytes (processors/store_memory.py's StoreMemory)."""
+    """The stores' memory, ``total`` and ``memtables``, in bytes (processors/store_memory.py)."""
 
     def usage(self) -> Mapping[str, int]: ...
 
@@ -208,8 +214,9 @@ class Scrape:
         for name, table in self.tables.items():
             self.metrics.set_table_rows(name, table.rows)
         if self.store_memory is not None:
-            for part, size in self.store_memory.usage().items():
-                self.metrics.store_memory.labels(part).set(size)
+            usage = self.store_memory.usage()
+            self.metrics.store_memory.set(usage["total"])
+            self.metrics.store_memtables.set(usage["memtables"])
         ready = self.ready()
         self.metrics.ready.set(ready)
         if ready:

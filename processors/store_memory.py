@@ -5,7 +5,8 @@ memtables: bounded per partition, a worker's memory grew with the partitions it 
 and took about 20 minutes of a soak to reach its bound (docs/reliability.md, Soak). Here every
 database shares one block cache, and their memtables are charged to it through one write
 buffer manager (RocksDB's way to cap memtables and cache under a single limit), so that the
-stores together hold at most ``total_bytes`` and reach it within minutes of a start.
+stores together stay near ``total_bytes`` (the limit is soft: pinned blocks may pass it) and
+reach it within minutes of a start. Outside it: RocksDB's table readers and compaction buffers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class StoreMemory:
     def __init__(self, total_bytes: int = STORE_MEMORY_BYTES, memtables: int = MEMTABLE_BYTES):
         self.limit_bytes = total_bytes
         self.cache = rocksdict.Cache(total_bytes)
-        # Not stalling writers: above the limit RocksDB flushes the largest memtables instead.
+        # Not stalling writers: over the limit, a write flushes its own database's memtable.
         self.write_buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
             memtables, False, self.cache
         )
@@ -43,11 +44,12 @@ class StoreMemory:
         return memory
 
     def usage(self) -> dict[str, int]:
-        """Bytes held now: ``memtables``, and ``block_cache`` (data, index and filter blocks;
-        the cache's usage less the memtables charged to it)."""
+        """Bytes held now: ``total``, the cache's use (data, index and filter blocks, and the
+        space reserved for the memtables, in 256 KB steps, given back only once they shrink well
+        below it), and ``memtables``, what the memtables hold of it."""
+        total: int = self.cache.get_usage()
         memtables: int = self.write_buffers.get_usage()
-        cached: int = self.cache.get_usage()
-        return {"memtables": memtables, "block_cache": max(cached - memtables, 0)}
+        return {"total": total, "memtables": memtables}
 
     def share_with(self, store: Any) -> None:
         """Open ``store``'s databases (a faust RocksDB store, before any is open) in this

@@ -169,22 +169,30 @@ async def wait_for_states(
 
 
 async def wait_all_completed(
-    ingress: Ingress, bootstrap: str, expected: Mapping[str, CallState], deadline_s: float = 90
+    ingress: Ingress,
+    bootstrap: str,
+    expected: Mapping[str, CallState],
+    deadline_s: float = 90,
+    *,
+    replayed: bool = False,
 ) -> tuple[dict[str, CallState], list[ConsumerRecord]]:
     """The call states once every call is in its expected, completed state, and what
     calls-completed holds once each call's highest revision is the expected completed call
     (read on for 2 s to catch any double). Raises at the deadline, or when a revision is
-    doubled, or a state's revision is not its call's highest on calls-completed."""
+    doubled (``replayed``: a worker was killed, see ``completed_mismatches``), or a state's
+    revision is not its call's highest on calls-completed."""
     assert all(state.status == "completed" for state in expected.values())
     states = await wait_for_states(ingress, bootstrap, expected, deadline_s)
     completed = await read_until(
         bootstrap,
         ingress.topics[CALLS_COMPLETED],
-        lambda records: describe(completed_mismatches(expected, _values(records))),
+        lambda records: describe(
+            completed_mismatches(expected, _values(records), replayed=replayed)
+        ),
         deadline_s=deadline_s,
         settle_s=2,
     )
-    assert describe(completed_mismatches(expected, _values(completed))) is None
+    assert describe(completed_mismatches(expected, _values(completed), replayed=replayed)) is None
     highest = highest_revisions(_values(completed))
     assert {call: states[call].revision for call in expected} == {
         call: highest[call] for call in expected

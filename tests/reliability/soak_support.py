@@ -371,7 +371,7 @@ class Sample:
     lag: int
     folded_rate: float  # input records the worker processed a second since the previous sample
     rows: dict[str, float]  # the worker's tables' rows (call states, shares, windows)
-    store_mb: float  # the worker's RocksDB memory, memtables and block cache (its /metrics)
+    store_mb: float  # the worker's RocksDB memory in its budget, memtables included (/metrics)
     kafka_gb: float
 
     def line(self) -> str:

@@ -39,7 +39,7 @@ def wait_for_flushes(databases: list[Any], deadline_s: float = 60) -> None:
 def test_the_stores_memtables_are_flushed_within_the_shared_budget(tmp_path: Path) -> None:
     """Eight partition databases, 6 MB each: each under its own 8 MB write buffer, so only the
     shared budget (32 MB of memtables) makes RocksDB flush. The budget is soft (a write over it
-    flushes the largest memtable of the database written), so the memtables end above it by at
+    flushes a memtable of the database written), so the memtables end above it by at
     most about one write buffer, and far below the 48 MB written."""
     memory, databases = budgeted_databases(tmp_path, per_table=4)
     assert len(databases) == 8
@@ -54,8 +54,10 @@ def test_the_stores_memtables_are_flushed_within_the_shared_budget(tmp_path: Pat
     flushed = sum(db.property_int_value("rocksdb.live-sst-files-size") for db in databases)
     assert flushed > 0, "nothing was flushed: the budget did not apply"
     usage = memory.usage()
-    assert set(usage) == {"memtables", "block_cache"}
+    assert set(usage) == {"total", "memtables"}
     assert 0 < usage["memtables"] <= MEMTABLE_BYTES + 8 * MB < written
+    # The memtables are charged to the one cache: its use holds them.
+    assert usage["total"] >= usage["memtables"]
 
 
 def test_the_memory_store_has_no_budget(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ class Consumer:
 
 class StoreUsage:
     def usage(self) -> dict[str, int]:
-        return {"memtables": 3 * 1024 * 1024, "block_cache": 5 * 1024 * 1024}
+        return {"total": 8 * 1024 * 1024, "memtables": 3 * 1024 * 1024}
 
 
 class Rows:
@@ -75,8 +75,8 @@ async def test_every_metric_with_every_label_passes_promtool() -> None:
         ("callstream_worker_completions_total", {"kind": "first"}),
         ("callstream_worker_completions_total", {"kind": "correction"}),
         ("callstream_worker_ready", {}),
-        ("callstream_worker_store_memory_bytes", {"part": "memtables"}),
-        ("callstream_worker_store_memory_bytes", {"part": "block_cache"}),
+        ("callstream_worker_store_memory_bytes", {}),
+        ("callstream_worker_store_memtable_bytes", {}),
         ("process_resident_memory_bytes", {}),
     ]:
         assert (name, tuple(sorted(labels.items()))) in found, name
