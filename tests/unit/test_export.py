@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from callstream.export.write import Contents, load, write_database, write_files
 from callstream.kafka.broker import free_port
 from callstream.schemas.calls import CompletedCall
 from callstream.schemas.metrics import WindowMetrics
+from tests.integration.cli_helpers import callstream
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
 T0 = 1_796_570_000_000
@@ -259,15 +258,16 @@ def test_bad_arguments_are_a_usage_error_naming_the_problem(
 
 
 def test_no_broker_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "callstream", "export", "--since", "0", "--out", str(tmp_path)],
+    done = callstream(
+        "export",
+        "--since",
+        "0",
+        "--out",
+        str(tmp_path),
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"},
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
-    assert done.returncode == 1
+    assert done.code == 1
     assert "callstream: error: KafkaConnectionError" in done.stderr
     assert "Traceback" not in done.stderr
     assert "Unclosed" not in done.stderr

@@ -5,8 +5,6 @@ has one to compare."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from aiokafka.structs import TopicPartition
 
 from callstream.kafka.broker import free_port
 from callstream.kafka.reading import BUFFER_PER_PARTITION, Merge, Span
+from tests.integration.cli_helpers import callstream
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -65,14 +64,13 @@ def test_a_partition_holding_enough_is_not_fetched_from() -> None:
 
 
 def test_no_broker_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "callstream", "capture", "--out", str(tmp_path / "out.jsonl")],
+    done = callstream(
+        "capture",
+        "--out",
+        str(tmp_path / "out.jsonl"),
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"},
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
-    assert done.returncode == 1
+    assert done.code == 1
     assert "callstream: error: KafkaConnectionError" in done.stderr
     assert "Unclosed" not in done.stderr  # no client left behind to warn about
