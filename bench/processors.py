@@ -403,9 +403,9 @@ def one_worker(
     print("bench: the worker ...", file=sys.stderr)
     command = [sys.executable, "-m", "callstream", "worker", "--web-port", str(port)]
     with server(command, env, f"http://127.0.0.1:{port}/readyz", 120) as worker:
-        started = time.perf_counter()  # ready: joined, recovered, consuming
-        cpu_at_ready = cpu_seconds(worker.pid)
-        brokers = CpuMeter({str(pid): pid for pid in kafka_pids("bench-kafka-")})
+        # From ready (joined, recovered, consuming): the worker's CPU and the brokers'.
+        brokers = {str(pid): pid for pid in kafka_pids("bench-kafka-")}
+        meter = CpuMeter({"worker": worker.pid, **brokers})
         deadline_s = max(600.0, len(records) / 500)
         with PeakRss([worker.pid]) as peak:
             seen = asyncio.run(
@@ -417,9 +417,10 @@ def one_worker(
                     f"http://127.0.0.1:{port}/metrics",
                 )
             )
-        elapsed = seen.done_at - started
-        cpu_s = cpu_seconds(worker.pid) - cpu_at_ready
-        brokers_cpu = sum(brokers.shares(seen.done_at).values())
+        elapsed = seen.done_at - meter.started
+        shares = meter.shares(seen.done_at)
+        cpu_s = shares["worker"] * elapsed
+        brokers_cpu = sum(shares[name] for name in brokers)
         final_rss = rss_mb([worker.pid])
         latency = None
         if not args.skip_latency:
