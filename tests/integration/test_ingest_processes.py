@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.ingress_support import JSON, TOKEN, IngressProcess, ingress_process, sample
 from tests.integration.ingress_support import wait_until as wait_for_condition
+from tests.kafka_support import wait_while_lacking
 from tests.promtool import assert_promtool_passes
 
 WEBHOOKS = 20
@@ -54,6 +55,23 @@ def env(cli_env: dict[str, str]) -> dict[str, str]:
     return {**cli_env, "CALLSTREAM_INGEST_PROCESSES": "2"}
 
 
+async def serving_pids(ingress: IngressProcess, deadline_s: float = 30) -> list[int]:
+    """The two serving processes' pids, once a scrape names both: the ingress answers as soon
+    as the first is up, and a process is in the scrape only once it has written a metric.
+    Raises at the deadline."""
+    pids: list[int] = []
+
+    async def lacking() -> str | None:
+        nonlocal pids
+        _, samples = await scrape(ingress)
+        memory = samples.get("process_resident_memory_bytes", {})
+        pids = [int(labels.removeprefix("pid=")) for labels in memory]
+        return None if len(pids) == 2 else f"processes in the scrape: {pids}"
+
+    await wait_while_lacking(lacking, "both serving processes in a scrape", deadline_s)
+    return pids
+
+
 def resident_bytes(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -68,6 +86,7 @@ async def test_a_scrape_sums_both_processes_and_sigterm_stops_both(
     prefix = f"procs{uuid.uuid4().hex[:8]}."
     log = tmp_path / "ingress.log"
     async with ingress_process(env(cli_env), kafka_bootstrap, prefix, log) as ingress:
+        await serving_pids(ingress)
         await post_each_on_its_own_connection(ingress, WEBHOOKS)
         pids: set[str] = set()
         for attempt in range(SCRAPES):  # each on a new connection: either process may answer
@@ -99,11 +118,7 @@ async def test_one_process_dying_stops_the_other_and_the_ingress_fails(
     prefix = f"procs{uuid.uuid4().hex[:8]}."
     log = tmp_path / "ingress.log"
     async with ingress_process(env(cli_env), kafka_bootstrap, prefix, log) as ingress:
-        _, samples = await scrape(ingress)
-        pids = [
-            int(labels.removeprefix("pid=")) for labels in samples["process_resident_memory_bytes"]
-        ]
-        assert len(pids) == 2, pids
+        pids = await serving_pids(ingress)
         os.kill(pids[0], signal.SIGKILL)
         code = await asyncio.wait_for(ingress.process.wait(), 30)
     assert code == 1
