@@ -11,6 +11,7 @@ batches)`` for the table, a handler that ends with ``batches.get().done(event)``
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import faust
@@ -41,6 +42,8 @@ from callstream.schemas.topics import (
     topic,
     topic_names,
 )
+
+log = logging.getLogger("callstream.processors")
 
 OUTPUT_TOPICS = (CALL_STATE, CALLS_COMPLETED, LIVE_CALLS, REJECTED)
 COMMANDS = "commands"  # internal topic: <app id>-commands
@@ -83,6 +86,17 @@ def changelog_topic_name(app_id: str, table: str = TABLE) -> str:
 
 def share_updates_topic_name(app_id: str) -> str:
     return f"{app_id}-{SHARE_UPDATES}"
+
+
+def resend_shares_when_recovered(app: faust.App, writer: ShareWriter, source_topic: str) -> None:
+    """Once the tables are recovered (faust signals it before the streams resume), every share
+    of this worker's partitions to its window's owner again (processors/metric_sinks.py)."""
+
+    @app.on_rebalance_complete.connect
+    async def resend_shares(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = app.consumer.assignment()
+        count = writer.resend(tp.partition for tp in assigned if tp.topic == source_topic)
+        log.info("sending the %d metric shares of this worker's partitions again", count)
 
 
 def create_worker_app(settings: WorkerSettings) -> faust.App:
@@ -155,6 +169,7 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     sink = StepSink(
         calls, outputs, open_calls, share_writer, observe_completed=metrics.observe_completed
     )
+    resend_shares_when_recovered(app, share_writer, names[CALL_EVENTS])
     fold_window = WindowHandler(
         windows,
         names[METRICS],

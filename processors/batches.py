@@ -18,9 +18,12 @@ so the record processed again would publish nothing (an output lost). So a flush
 its output batches first, and the tables' changelog batches (``state_topics``) only once every
 output is delivered. Killed in between, the record is processed again and publishes the same
 outputs again: the same (call id, revision) on ``calls-completed``, the same value under the
-same key on the compacted topics, the same whole share or window figures (docs/architecture.md,
-The worker's guarantee). This does not rest on how the producer groups batches into requests,
-so it holds on a cluster, where a request goes to each partition leader. A flush holds whole
+same key on the compacted topics, the same window figures (docs/architecture.md, The worker's
+guarantee). The one exception, ``after_state_topics`` (the metric shares' updates), goes last,
+once the changelog is delivered too: what it carries must be what the tables hold, and the
+worker sends it all again once it has recovered them. This does not rest on how the producer
+groups batches into requests, so it holds on a cluster, where a request goes to each partition
+leader. A flush holds whole
 input records only (size limits are checked between them), its batches are closed (the
 producer lets none of them linger on its own), and it hands them over only once the flush
 before it is delivered, so that a partition's records reach Kafka in the order they were added.
@@ -145,15 +148,18 @@ class OutputBatches:
         linger_s: float = LINGER_S,
         observe_flush: ObserveFlush | None = None,
         state_topics: AbstractSet[str] = frozenset(),
+        *,
         delivery_deadline_s: float = DELIVERY_DEADLINE_S,
+        after_state_topics: AbstractSet[str] = frozenset(),
     ) -> None:
         """``observe_flush`` is told how long each flush that handed batches over took, from
         its start until Kafka acknowledged them all (and the flush before it).
-        ``state_topics``: the tables' changelogs, sent once the flush's other batches are
-        delivered. A flush not acknowledged within ``delivery_deadline_s`` ends the process
-        (``EXIT_SEND_FAILED``)."""
+        ``state_topics``: the tables' changelogs, sent once the flush's outputs are delivered;
+        ``after_state_topics``: sent once the changelogs are delivered too. A flush not
+        acknowledged within ``delivery_deadline_s`` ends the process (``EXIT_SEND_FAILED``)."""
         self.producer = producer
         self._state_topics = state_topics
+        self._after_state_topics = after_state_topics
         self.linger_s = linger_s
         self.delivery_deadline_s = delivery_deadline_s
         self.observe_flush = observe_flush
@@ -312,17 +318,24 @@ class OutputBatches:
             self.delivery_deadline_s, _overdue, flush, self.delivery_deadline_s
         )
         self._last_flush = flush
-        outputs = [sent for sent in batches if sent[0].topic not in self._state_topics]
-        states = [sent for sent in batches if sent[0].topic in self._state_topics]
+        stages: tuple[list[tuple[TopicPartition, Any, Delivered | None]], ...] = ([], [], [])
+        for sent in batches:
+            topic = sent[0].topic
+            stage = (
+                1 if topic in self._state_topics else 2 if topic in self._after_state_topics else 0
+            )
+            stages[stage].append(sent)
         async with self._handing_over:
             if self._in_flight:  # delivered, so drained: no send_batch below waits for a slot
                 await asyncio.wait(self._in_flight)
-            in_flight = await self._hand_over(flush, outputs)
-            if states and in_flight:
-                await asyncio.wait(in_flight)
-                if any(sent.cancelled() or sent.exception() for sent in in_flight):
-                    return  # its delivery callback ends the process; the states stay unsent
-            self._in_flight = in_flight + await self._hand_over(flush, states)
+            in_flight: list[asyncio.Future[RecordMetadata]] = []
+            for stage_batches in stages:  # outputs, then changelogs, then what follows them
+                if stage_batches and in_flight:
+                    await asyncio.wait(in_flight)
+                    if any(sent.cancelled() or sent.exception() for sent in in_flight):
+                        return  # its delivery callback ends the process; the rest stay unsent
+                in_flight += await self._hand_over(flush, stage_batches)
+            self._in_flight = in_flight
 
     async def _hand_over(
         self, flush: _Flush, batches: list[tuple[TopicPartition, Any, Delivered | None]]
@@ -371,10 +384,15 @@ class SharedBatches:
         self._batches: OutputBatches | None = None
         self._hooks: list[BeforeFlush] = []
         self._state_topics: set[str] = set()
+        self._after_state_topics: set[str] = set()
 
     def holds_state(self, changelog: str) -> None:
         """``changelog`` is a table's: its batches go once the flush's outputs are delivered."""
         self._state_topics.add(changelog)
+
+    def follows_state(self, topic: str) -> None:
+        """``topic``'s batches go once the flush's changelogs are delivered too."""
+        self._after_state_topics.add(topic)
 
     def before_flush(self, hook: BeforeFlush) -> None:
         """``OutputBatches.before_flush``, for a sink made before the batches are."""
@@ -387,7 +405,8 @@ class SharedBatches:
             self._batches = OutputBatches(
                 self._producer(),
                 observe_flush=self._observe_flush,
-                state_topics=self._state_topics,  # the set itself: a sink may come later
+                state_topics=self._state_topics,  # the sets themselves: a sink may come later
+                after_state_topics=self._after_state_topics,
             )
             for hook in self._hooks:
                 self._batches.before_flush(hook)

@@ -11,6 +11,7 @@ any order, and an event applied twice changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -67,7 +68,7 @@ class PublishState:
 
 @dataclass(frozen=True, slots=True)
 class PublishCompleted:
-    """A completed call (revision 1) or its correction (a higher revision)."""
+    """A completed call, or its correction (a higher revision)."""
 
     topic: ClassVar[str] = CALLS_COMPLETED
     call: CompletedCall
@@ -147,9 +148,8 @@ def apply(
     if state is not None and after == before:
         return state, []
     cdr_missing = state is not None and state.cdr_missing and after.cdr is None
-    revision = 1 if state is None else state.revision
     updated = received_at_ms if state is None else max(state.updated_at_ms, received_at_ms)
-    return _publish(state, _derive(event.call_id, after, cdr_missing, revision, updated))
+    return _publish(state, _derive(event.call_id, after, cdr_missing, updated))
 
 
 def expire(
@@ -158,7 +158,7 @@ def expire(
     """Complete a call whose CDR is overdue, with ``cdr_missing=True``; else change nothing.
 
     Overdue: ``cdr_timeout_ms`` after the last event once the call hung up, ``stale_timeout_ms``
-    after it when it did not. A CDR that comes later corrects the call (revision + 1).
+    after it when it did not. A CDR that comes later corrects the call (a higher revision).
     """
     if state.status == "completed":
         return state, []
@@ -166,7 +166,7 @@ def expire(
     if now_ms - state.updated_at_ms < timeout:
         return state, []
     updated = max(state.updated_at_ms, now_ms)
-    return _publish(state, _derive(state.call_id, _inputs(state), True, state.revision, updated))
+    return _publish(state, _derive(state.call_id, _inputs(state), True, updated))
 
 
 def evictable(
@@ -356,9 +356,7 @@ def _min(a: int | None, b: int | None) -> int | None:
 # --- the derived fields -----------------------------------------------------------------------
 
 
-def _derive(
-    call_id: str, inputs: _Inputs, cdr_missing: bool, revision: int, updated_at_ms: int
-) -> CallState:
+def _derive(call_id: str, inputs: _Inputs, cdr_missing: bool, updated_at_ms: int) -> CallState:
     first, cdr = inputs.first_event, inputs.cdr
     direction = cdr.direction if cdr is not None else first.direction if first else None
     status = _status(inputs, cdr_missing)
@@ -368,7 +366,7 @@ def _derive(
     customer, agent, hotline = _parties(first, cdr, inbound=direction == "inbound")
     return CallState(
         call_id=call_id,
-        revision=revision,
+        revision=content_revision(inputs.events_seen),
         status=status,
         direction=direction,
         hotline=hotline,
@@ -477,22 +475,36 @@ def _given(*values: str | None) -> str | None:
 # --- what to publish --------------------------------------------------------------------------
 
 
-def _publish(prev: CallState | None, new: CallState) -> tuple[CallState, list[Output]]:
-    """Outputs of the change ``prev`` -> ``new``; bumps the revision of a correction.
+def content_revision(events_seen: Sequence[str]) -> int:
+    """The revision of a record that folds these events: how many distinct ones it holds.
 
-    A completed call is published when it completes (revision 1), then again (revision + 1)
-    whenever its completed record changes, whatever changed it: a CDR after a timer completion,
-    a newer CDR, a live event folded after the CDR. So the call's highest revision is always
-    the record of its latest state, in any order of delivery.
+    It grows with what the record holds, not with each publication, so a record folded from
+    fewer events (what a killed worker published before a replay read them in another order)
+    ranks below the call's final record (docs/call-state.md, Timers and revisions).
+    """
+    return max(1, len(events_seen))
+
+
+def _publish(prev: CallState | None, new: CallState) -> tuple[CallState, list[Output]]:
+    """Outputs of the change ``prev`` -> ``new``; sets the revision of a correction.
+
+    A completed call is published when it completes, then again whenever its record changes
+    (a CDR after a timer completion, a newer CDR, a live event folded after the CDR) or folds
+    one more distinct event: each time at :func:`content_revision`, or one above the last when
+    two events of one fingerprint changed it. So the call's highest revision is the record of
+    its latest state, in any order of delivery, above any record folded from fewer events.
     """
     completed: CompletedCall | None = None
     if new.status == "completed":
         view = completed_call(new)
         if prev is None or prev.status != "completed":
             completed = view
-        elif view != completed_call(prev):  # both at prev's revision: compared without it
-            new = msgspec.structs.replace(new, revision=prev.revision + 1)
-            completed = msgspec.structs.replace(view, revision=new.revision)
+        else:
+            changed = msgspec.structs.replace(view, revision=prev.revision) != completed_call(prev)
+            revision = max(new.revision, prev.revision + changed)
+            new = msgspec.structs.replace(new, revision=revision)
+            if revision != prev.revision:
+                completed = msgspec.structs.replace(view, revision=revision)
     outputs: list[Output] = [PublishState(new)]
     if completed is not None:
         outputs.append(PublishCompleted(completed))

@@ -5,7 +5,11 @@ each window's shares added up by the window's owner (docs/metrics.md, Exactness)
 write and the input record's ``done``: nothing in it yields to the event loop. It keeps each
 changed share until the next flush, which writes it (its changelog record) and sends it to its
 window's owner once, however many calls changed it meanwhile, in the same flush as the states
-that changed it (processors/batches.py, ``before_flush``). ``WindowHandler`` is the windows
+that changed it (processors/batches.py, ``before_flush``), once that flush's changelog is
+delivered (``follows_state``): a window holds only shares the changelog holds. Once a worker has
+recovered its partitions it sends every share of them again (``resend``), for those whose
+changelog was delivered by a worker killed before it sent them (docs/architecture.md, The
+worker's guarantee). ``WindowHandler`` is the windows
 agent's work per record of share updates: it keeps each changed window until the next flush,
 which writes it and publishes its figures once.
 """
@@ -13,7 +17,7 @@ which writes it and publishes its figures once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -35,6 +39,7 @@ from callstream.processors.callmetrics.windows import (
     WindowKey,
     dimension_key,
     share_key,
+    split_share_key,
     table_prefix,
 )
 from callstream.processors.callstate import completed_call
@@ -120,8 +125,33 @@ class ShareWriter:
         self.now_ms = now_ms
         # The shares changed since the last flush, by partition and window: written then.
         self._changed: dict[tuple[int, WindowKey], Partial] = {}
+        # The stored shares to send again at the next flush, as they were read (resend).
+        self._resend: dict[tuple[int, WindowKey], Partial] = {}
         self._decoded = _Decoded(_decode_share, DECODED_SHARES)
         shares.batches.before_flush(self._flush)
+        shares.batches.follows_state(topic)
+
+    def resend(self, partitions: Iterable[int]) -> int:
+        """Send every stored share of ``partitions`` to its window's owner again, at the next
+        flush; how many. For a worker that has just recovered them: the window takes a share
+        it lacks and changes nothing for one it holds (combine.py, ``merged``)."""
+        batches = self.shares.batches.get()
+        cut = len(self.shares.prefix)
+        count = 0
+        for partition in set(partitions):
+            for stored_key, stored in self.shares.store.scan(partition, self.shares.prefix):
+                row = stored_key[cut:]
+                key, of_partition = split_share_key(row)
+                if of_partition != partition:  # a store of every partition (memory)
+                    continue
+                share = self._decoded.get(row, stored)
+                if share is None:
+                    continue
+                self._resend[(partition, key)] = share
+                owner = partition_for_key(dimension_key(key.dimension), self.partitions)
+                batches.reserve(self.topic, owner, SHARE_BYTES // 2)
+                count += 1
+        return count
 
     async def apply(
         self,
@@ -167,6 +197,7 @@ class ShareWriter:
         """Each share changed since the last flush into its table and to its window's owner,
         once: on the share-updates topic, keyed by dimension, several updates a record."""
         changed, self._changed = self._changed, {}
+        resend, self._resend = self._resend, {}
         updates: dict[str, list[ShareUpdate]] = {}
         for (partition, key), share in changed.items():
             row, stored = share_key(key, partition), _encode(share)
@@ -174,6 +205,10 @@ class ShareWriter:
             self._decoded.keep(row, stored, share)
             update = ShareUpdate(key.table_key(), partition, for_window(share))
             updates.setdefault(key.dimension, []).append(update)
+        for (partition, key), share in resend.items():
+            if (partition, key) not in changed:  # else its newer version goes above
+                update = ShareUpdate(key.table_key(), partition, for_window(share))
+                updates.setdefault(key.dimension, []).append(update)
         for dimension, found in updates.items():
             routing = dimension_key(dimension)
             owner = partition_for_key(routing, self.partitions)

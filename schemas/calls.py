@@ -15,7 +15,9 @@ from callstream.schemas.omicall import CallDetailRecord, CallId, Direction, Live
 
 Millis = Annotated[int, msgspec.Meta(ge=0, description="epoch milliseconds")]
 Secs = Annotated[float, msgspec.Meta(ge=0, description="seconds")]
-Revision = Annotated[int, msgspec.Meta(ge=1, description="grows with every correction")]
+Revision = Annotated[
+    int, msgspec.Meta(ge=1, description="how many distinct events the record folds; grows")
+]
 CallStatus = Literal["ringing", "answered", "ended", "completed"]
 Outcome = Literal["answered", "missed", "abandoned", "unknown"]
 Source = Literal["live", "cdr", "both"]

@@ -104,8 +104,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         name=CALLS_COMPLETED,
         description=(
-            "A record when a call completes, and again (revision + 1) whenever its completed"
-            " record changes: keep the highest revision of each call."
+            "A record when a call completes, and again, at a higher revision, whenever its"
+            " completed record changes or folds another event (the revision counts them): keep"
+            " the highest revision of each call."
         ),
         key="call id",
         value=CompletedCall,

@@ -44,17 +44,12 @@ def for_window(share: Partial) -> Partial:
 
 
 def merged(window: Window | None, update: ShareUpdate) -> Window | None:
-    """``window`` with ``update``'s share, or ``None`` when it holds a later version, or this
-    very share (nothing to change or publish).
-
-    The same version with other figures replaces the one held: a worker killed between a
-    flush's share updates and its changelog had sent that version, and the records processed
-    again, grouped into other flushes, give it other figures; the later is right. A flush
-    hands its batches over only once the one before is delivered, so a killed worker sent at
-    most one version past its recovered state, and the next change after recovery sends that
-    version again (docs/metrics.md, Exact under any delivery)."""
+    """``window`` with ``update``'s share, or ``None`` when it holds that version or a later
+    one (nothing to change or publish: a share sent again, or overtaken). A share is sent only
+    once the changelog holding it is delivered, so one version has one content
+    (docs/metrics.md, Exact under any delivery)."""
     held = None if window is None else window.shares.get(update.partition)
-    if held is not None and (held.version > update.share.version or held == update.share):
+    if held is not None and held.version >= update.share.version:
         return None
     shares = {} if window is None else dict(window.shares)
     shares[update.partition] = update.share

@@ -43,10 +43,11 @@ async def test_a_call_without_cdr_completes_on_time_and_its_late_cdr_corrects_it
             )
             states = await wait_for_states(ingress, kafka_bootstrap, {call: folded(events)})
     timed_out = msgspec.json.decode(first[0].value, type=CompletedCall)
-    assert (timed_out.revision, timed_out.cdr_missing, timed_out.outcome) == (1, True, "answered")
+    # Revisions count the events each record folds: three live events, then the CDR too.
+    assert (timed_out.revision, timed_out.cdr_missing, timed_out.outcome) == (3, True, "answered")
     corrected = msgspec.json.decode(both[-1].value, type=CompletedCall)
-    assert (corrected.revision, corrected.cdr_missing, corrected.price) == (2, False, 55.002)
-    assert states[call].revision == 2
+    assert (corrected.revision, corrected.cdr_missing, corrected.price) == (4, False, 55.002)
+    assert states[call].revision == 4
 
 
 async def test_a_call_left_open_by_one_worker_is_timed_out_by_the_next(

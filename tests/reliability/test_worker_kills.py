@@ -92,10 +92,10 @@ async def post_traffic(
 
 
 def report_revisions(completed: list[ConsumerRecord]) -> None:
-    """Doubled or skipped revisions on calls-completed (not part of the truth's check)."""
+    """Revisions on calls-completed more than once (not part of the truth's check)."""
     faults = revision_faults(record.value for record in completed)
     log.warning(
-        "%d calls-completed records, %d calls with revisions not 1..n once each: %s",
+        "%d calls-completed records, %d calls with a revision more than once: %s",
         *(len(completed), len(faults), sorted(faults.items())[:10]),
     )
 

@@ -301,22 +301,22 @@ def test_clock_changes_make_windows_of_their_own_length_that_never_overlap(
     assert window_start(ms(at), window, zone) == ms(start)
 
 
-def test_a_share_sent_again_under_its_version_with_other_figures_replaces_the_held_one() -> None:
-    """A worker killed between a flush's share updates and its changelog sent version 2 of a
-    share; processed again, its records give version 2 other figures (found by the worker-kill
-    test): the window takes the later one. The same share again, or an older version, changes
-    nothing."""
+def test_a_window_takes_a_partitions_share_only_at_a_newer_version() -> None:
+    """A share sent again (a worker that recovered its partitions sends them all) or an older
+    one (overtaken) changes nothing; shares go only once their changelog is delivered, so one
+    version has one content (docs/metrics.md)."""
     settings = MetricSettings(windows=("1h",))
     (key,) = [k for k in contribution(CALL, settings) if k.dimension == "all"]
     figures = contribution(CALL, settings)[key]
-    one = changed(changed(None, None, figures), None, None)  # version 2, one call
-    two = changed(changed(None, None, figures), None, figures)  # version 2, two calls
-    assert (one.version, two.version, one.offered, two.offered) == (2, 2, 1, 2)
+    one = changed(None, None, figures)  # version 1, one call
+    two = changed(one, None, figures)  # version 2, two calls
     window = merged(None, ShareUpdate(key.table_key(), 4, one))
     assert window is not None
-    replayed = merged(window, ShareUpdate(key.table_key(), 4, two))
-    assert replayed is not None
-    assert window_metrics(key, replayed, settings, 1).offered == 2
-    assert merged(replayed, ShareUpdate(key.table_key(), 4, two)) is None  # a duplicate
-    older = changed(None, None, figures)  # version 1
-    assert merged(replayed, ShareUpdate(key.table_key(), 4, older)) is None
+    newer = merged(window, ShareUpdate(key.table_key(), 4, two))
+    assert newer is not None
+    assert window_metrics(key, newer, settings, 1).offered == 2
+    assert merged(newer, ShareUpdate(key.table_key(), 4, two)) is None  # sent again
+    assert merged(newer, ShareUpdate(key.table_key(), 4, one)) is None  # overtaken
+    other = merged(newer, ShareUpdate(key.table_key(), 5, one))  # another partition's
+    assert other is not None
+    assert window_metrics(key, other, settings, 1).offered == 3

@@ -125,7 +125,7 @@ def test_in_order_each_step_publishes_what_changed() -> None:
     assert done == completed_call(state)
     assert done == CompletedCall(
         call_id=CALL,
-        revision=1,
+        revision=4,  # four distinct events folded (content_revision)
         source="both",
         outcome="answered",
         direction="outbound",
@@ -146,7 +146,7 @@ def test_in_order_each_step_publishes_what_changed() -> None:
     )
     assert state.cdr == CDR
     assert state.first_event == RINGING
-    assert (state.bill_sec, state.cost, state.revision) == (6.0, 55.002, 1)
+    assert (state.bill_sec, state.cost, state.revision) == (6.0, 55.002, 4)
     assert state.events_seen == sorted(fingerprint(item) for item in SEED)
     assert state.updated_at_ms == T0 + 3
 
@@ -197,7 +197,7 @@ def test_the_first_sent_cdr_is_kept_whatever_the_order_of_resends() -> None:
     assert one.cdr == CDR
 
 
-def test_cdr_first_completes_and_each_late_live_event_that_changes_the_call_revises_it() -> None:
+def test_cdr_first_completes_and_each_late_live_event_revises_it() -> None:
     state, out = apply(None, CDR, T0)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     assert (state.status, state.live_missing, state.ring_sec, state.ring_sec_estimated) == (
@@ -211,22 +211,24 @@ def test_cdr_first_completes_and_each_late_live_event_that_changes_the_call_revi
     assert first.started_at_ms == 1_697_595_783_000
     assert first.ended_at_ms == 1_697_595_795_000
 
-    # Live events after the CDR never re-open the call (no live-calls upsert); each that changes
-    # the completed call publishes it again, revision + 1.
+    # Live events after the CDR never re-open the call (no live-calls upsert); each publishes it
+    # again, at the revision that counts its events.
     state, out = apply(state, RINGING, T0 + 1)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     assert (state.revision, state.live_missing, completions(out)[0].source) == (2, False, "both")
-    state, out = apply(state, ANSWERED, T0 + 2)
-    assert kinds(out) == ["PublishState", "PublishCompleted"]
+    state, previous = apply(state, ANSWERED, T0 + 2)
+    assert kinds(previous) == ["PublishState", "PublishCompleted"]
     assert (state.ring_sec, state.ring_sec_estimated, state.revision) == (5.5, False, 3)
-    assert completions(out)[0] == completed_call(state)
-    # The hangup's time is the CDR's time_end_call, and talk is answer_sec: nothing to revise.
+    assert completions(previous)[0] == completed_call(state)
+    # The hangup's time is the CDR's time_end_call, and talk is answer_sec: the same record, yet
+    # folded from one more event, so at its revision 4, that of the in-order call, above the
+    # three a killed run could have published before a replay in the order of time.
     state, out = apply(state, HANGUP, T0 + 3)
-    assert kinds(out) == ["PublishState"]
-    assert state.revision == 3
+    assert kinds(out) == ["PublishState", "PublishCompleted"]
+    assert completions(out)[0] == msgspec.structs.replace(completions(previous)[0], revision=4)
     in_order, _ = fold(SEED)
     assert without_history(state) == without_history(in_order)
-    assert completed_call(state) == msgspec.structs.replace(completed_call(in_order), revision=3)
+    assert completed_call(state) == completed_call(in_order)
 
 
 def test_a_hangup_after_the_cdr_that_moves_the_end_revises_the_call() -> None:
@@ -234,7 +236,8 @@ def test_a_hangup_after_the_cdr_that_moves_the_end_revises_the_call() -> None:
     assert completed_call(state).ended_at_ms == HANGUP_AT  # the CDR's time_end_call
     state, out = apply(state, live("hangup", HANGUP_AT + 1_000), T0 + 10)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
-    assert (completions(out)[0].revision, completions(out)[0].ended_at_ms) == (2, HANGUP_AT + 1_000)
+    # Three events, then a fourth: the revision counts what the record folds.
+    assert (completions(out)[0].revision, completions(out)[0].ended_at_ms) == (4, HANGUP_AT + 1_000)
 
 
 def test_cdr_without_live_events_completes_with_live_missing() -> None:
@@ -299,7 +302,7 @@ def test_a_newer_cdr_corrects_the_completed_call() -> None:
     state, out = apply(state, newer, T0 + 10)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     done = completions(out)[0]
-    assert (done.revision, done.talk_seconds, done.price) == (2, 7.0, 60.0)
+    assert (done.revision, done.talk_seconds, done.price) == (5, 7.0, 60.0)
     older_after, _ = fold([newer, *SEED])
     assert without_history(older_after) == without_history(state)
 
@@ -387,7 +390,7 @@ def test_missing_cdr_completes_after_cdr_timeout_and_a_late_cdr_corrects_it() ->
     assert (state.status, state.cdr_missing, state.revision, state.updated_at_ms) == (
         "completed",
         True,
-        1,
+        3,  # the three live events
         deadline,
     )
     assert (first.source, first.cdr_missing, first.talk_seconds, first.outcome) == (
@@ -403,7 +406,7 @@ def test_missing_cdr_completes_after_cdr_timeout_and_a_late_cdr_corrects_it() ->
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     second = completions(out)[0]
     assert (second.revision, second.cdr_missing, second.source, second.talk_seconds) == (
-        2,
+        4,
         False,
         "both",
         5.0,
@@ -433,13 +436,13 @@ def test_a_hangup_after_a_timeout_revises_the_call_and_so_does_the_cdr() -> None
     assert (state.talk_sec, completions(out)[0].ended_at_ms) == (None, None)
     state, out = apply(state, HANGUP, T0 + 5 * HOUR)
     assert kinds(out) == ["PublishState", "PublishCompleted"]  # no live-calls upsert
-    assert (state.revision, state.talk_sec, state.hangup_at_ms) == (2, 6.5, HANGUP_AT)
+    assert (state.revision, state.talk_sec, state.hangup_at_ms) == (3, 6.5, HANGUP_AT)
     assert completions(out)[0] == completed_call(state)
     assert (completions(out)[0].ended_at_ms, completions(out)[0].talk_seconds) == (HANGUP_AT, 6.5)
     state, out = apply(state, CDR, T0 + 6 * HOUR)
     assert kinds(out) == ["PublishState", "PublishCompleted"]
     done = completions(out)[0]
-    assert (done.revision, done.cdr_missing, done.talk_seconds) == (3, False, 5.0)
+    assert (done.revision, done.cdr_missing, done.talk_seconds) == (4, False, 5.0)
 
 
 def test_settings_change_the_timeouts() -> None:

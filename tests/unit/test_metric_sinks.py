@@ -47,7 +47,7 @@ class Worker:
         self.calls = sink("call-state", CALLS)
         self.shares = self.calls.section("metric-shares", SHARE_ROWS)
         self.windows = sink("metric-windows", WINDOWS)
-        writer = ShareWriter(
+        self.writer = writer = ShareWriter(
             self.shares,
             self.calls,
             UPDATES,
@@ -68,6 +68,9 @@ class Worker:
             observe_emit=lambda window, count: self.emitted.update({window: count}),
             now_ms=lambda: NOW,
         )
+
+    def resend(self, partitions: list[int]) -> int:
+        return self.writer.resend(partitions)
 
     async def flushed(self) -> list[tuple[str, int, bytes, bytes]]:
         """Flush; Kafka acknowledges it: (topic, partition, key, value) of what it sent."""
@@ -118,41 +121,71 @@ async def test_calls_folded_within_one_flush_change_each_share_and_window_once()
     assert await worker.flushed() == []
 
 
-async def test_a_calls_shares_go_out_in_the_flush_of_its_state() -> None:
+async def test_a_calls_shares_go_out_in_the_flush_of_its_state_after_its_changelog() -> None:
     worker = Worker()
     record = a_cdr("call-1")
     await worker.fold(record)
     assert worker.producer.sent == []  # nothing before the flush
-    changelogs = {CALLS}
     flush = asyncio.ensure_future(worker.batches.get().flush())
-    while not flush.done():  # Kafka acknowledges every output as it comes
+    while not flush.done():  # Kafka acknowledges every batch as it comes
         await settle()
-        pending = [
-            index
-            for index, (tp, _, sent) in enumerate(worker.producer.sent)
-            if tp.topic not in changelogs and not sent.done()
-        ]
-        if any(tp.topic in changelogs for tp, _, _ in worker.producer.sent):
-            assert not pending  # a changelog only once every output is delivered
-        for index in pending:
-            worker.producer.deliver(index)
+        sent = [(tp.topic, done.done()) for tp, _, done in worker.producer.sent]
+        if any(topic == CALLS for topic, _ in sent):  # a changelog once every output is in
+            assert all(done for topic, done in sent if topic not in {CALLS, UPDATES})
+        if any(topic == UPDATES for topic, _ in sent):  # shares once the changelog is in
+            assert all(done for topic, done in sent if topic == CALLS)
+        for index, (_, done) in enumerate(sent):
+            if not done:
+                worker.producer.deliver(index)
+    await settle()
     topics = [tp.topic for tp, _, _ in worker.producer.sent]
     assert {CALLS, UPDATES} <= set(topics)
-    first_changelog = topics.index(CALLS)
+    assert topics.index(CALLS) < topics.index(UPDATES)
     # The call's state and its shares: one batch of its partition's changelog, written whole.
     assert topics.count(CALLS) == 1
-    keys = [key for key, _ in worker.producer.sent[first_changelog][1].records]
+    keys = [key for key, _ in worker.producer.sent[topics.index(CALLS)][1].records]
     assert keys.count(b"call-1") == 1
     assert len(keys) == 1 + KEYS_PER_CALL
-    assert record.acks == 0
-    for index in range(first_changelog, len(worker.producer.sent)):
-        worker.producer.deliver(index)
-    await settle()
     assert record.acks == 1
     # Delivered: the shares are in the store, beside the call, and read back from it.
     assert len(worker.shares.store.store.data) == 1 + KEYS_PER_CALL
     assert len(list(worker.shares.items())) == KEYS_PER_CALL
     assert [key for key, _ in worker.calls.items()] == [b"call-1"]
+
+
+def share_updates(sent: list[tuple[str, int, bytes, bytes]]) -> list[ShareUpdate]:
+    return [
+        update
+        for topic, _, _, value in sent
+        if topic == UPDATES
+        for update in msgspec.json.decode(value, type=list[ShareUpdate])
+    ]
+
+
+async def test_every_stored_share_of_a_recovered_partition_is_sent_again() -> None:
+    """A worker killed once its changelog was delivered and before its share updates were
+    leaves shares no window has: the worker that recovers the partition sends them all."""
+    worker = Worker()
+    await worker.fold(a_cdr("call-1", partition=5))
+    await worker.fold(a_cdr("call-2", partition=7))
+    first = share_updates(await worker.flushed())
+    assert len(first) == 2 * KEYS_PER_CALL
+
+    assert worker.resend([5]) == KEYS_PER_CALL
+    again = await worker.flushed()
+    assert {topic for topic, _, _, _ in again} == {UPDATES}  # sent, not written again
+    assert sorted(share_updates(again), key=repr) == sorted(
+        (update for update in first if update.partition == 5), key=repr
+    )
+    assert await worker.flushed() == []  # once
+
+    # A share changed before the flush goes once, at its newer version.
+    assert worker.resend([5, 7]) == 2 * KEYS_PER_CALL
+    await worker.fold(a_cdr("call-3", partition=5))
+    updates = share_updates(await worker.flushed())
+    assert len(updates) == 2 * KEYS_PER_CALL
+    assert {u.share.offered for u in updates if u.partition == 5} == {2}
+    assert {u.share.offered for u in updates if u.partition == 7} == {1}
 
 
 class KafkaSizedBatch:

@@ -124,10 +124,16 @@ async def test_a_record_is_acked_once_every_batch_of_its_flush_is_delivered() ->
 async def test_a_tables_changelog_is_sent_only_once_the_flushs_outputs_are_delivered() -> None:
     """A kill before the changelog record leaves the input to be processed again, publishing
     its outputs again (idempotent); the other way round it would find its change made and
-    publish nothing."""
+    publish nothing. What follows the state (the metric shares' updates, which must carry only
+    what the tables hold: docs/architecture.md) goes once the changelog is delivered too."""
     producer = Producer()
-    batches = OutputBatches(producer, state_topics={"changelog"})  # type: ignore[arg-type]
+    batches = OutputBatches(
+        producer,  # type: ignore[arg-type]
+        state_topics={"changelog"},
+        after_state_topics={"share-updates"},
+    )
     event = Event()
+    await batches.add("share-updates", 2, b"dimension", b"share")
     await batches.add("changelog", 1, b"k", b"state")
     await batches.add("live", 3, b"k", b"w")
     await batches.add("completed", 0, b"k", b"c")
@@ -139,12 +145,36 @@ async def test_a_tables_changelog_is_sent_only_once_the_flushs_outputs_are_deliv
     await settle()
     assert len(producer.sent) == 2  # one output still in flight
     producer.deliver(1)
-    await flush
+    await settle()
     assert [tp.topic for tp, _, _ in producer.sent] == ["live", "completed", "changelog"]
-    assert event.acks == 0
     producer.deliver(2)
+    await flush
+    assert [tp.topic for tp, _, _ in producer.sent][3:] == ["share-updates"]
+    assert event.acks == 0
+    producer.deliver(3)
     await settle()
     assert event.acks == 1
+
+
+async def test_nothing_follows_a_failed_changelog(monkeypatch: pytest.MonkeyPatch) -> None:
+    exits: list[str] = []
+    monkeypatch.setattr(batches_module, "_exit_on_failure", lambda what, error: exits.append(what))
+    producer = Producer()
+    batches = OutputBatches(
+        producer,  # type: ignore[arg-type]
+        state_topics={"changelog"},
+        after_state_topics={"share-updates"},
+    )
+    await batches.add("share-updates", 2, b"dimension", b"share")
+    await batches.add("changelog", 1, b"k", b"state")
+    await batches.done(Event())
+    flush = asyncio.ensure_future(batches.flush())
+    await settle()
+    assert [tp.topic for tp, _, _ in producer.sent] == ["changelog"]  # no outputs: at once
+    producer.sent[0][2].set_exception(KafkaError("refused"))
+    await flush
+    assert [tp.topic for tp, _, _ in producer.sent] == ["changelog"]
+    assert exits == ["a batch"]
 
 
 async def test_a_changelog_is_never_sent_after_a_failed_output(
