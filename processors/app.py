@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -54,6 +55,7 @@ SHARES_TABLE = "metric-shares"
 SHARE_ROWS = b"\xff"
 SHARE_UPDATES = "share-updates"  # internal topic: <app id>-share-updates, keyed by dimension
 WINDOWS_TABLE = "metric-windows"  # each window's shares, on its dimension's partition
+RESEND_CHECK_S = 1.0  # how soon after a rebalance the worker sends its shares again
 PRODUCER_LINGER_S = 0.005
 PRODUCER_REQUEST_TIMEOUT_S = 30.0
 # A batch never fills before a flush does (processors/batches.py, MAX_PARTITION_BYTES); the
@@ -88,12 +90,21 @@ def share_updates_topic_name(app_id: str) -> str:
     return f"{app_id}-{SHARE_UPDATES}"
 
 
-def resend_shares_when_recovered(app: faust.App, writer: ShareWriter, source_topic: str) -> None:
-    """Once the tables are recovered (faust signals it before the streams resume), every share
-    of this worker's partitions to its window's owner again (processors/metric_sinks.py)."""
+def resend_shares_after_rebalances(
+    app: faust.App, writer: ShareWriter, source_topic: str, ready: Callable[[], bool]
+) -> None:
+    """After each rebalance, once the worker is ready (its tables recovered, no rebalance
+    running), every share of its partitions to its window's owner again: a worker killed after
+    a flush's changelog and before its share updates left shares no window has, and their
+    inputs, processed again, change nothing (processors/metric_sinks.py)."""
+    done_for = -1  # the rebalance whose partitions' shares were sent again
 
-    @app.on_rebalance_complete.connect
-    async def resend_shares(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    @app.timer(RESEND_CHECK_S)  # type: ignore[untyped-decorator]  # faust's typing
+    async def resend_shares() -> None:
+        nonlocal done_for
+        if not ready() or app.rebalancing_count == done_for:
+            return
+        done_for = app.rebalancing_count
         assigned = app.consumer.assignment()
         count = writer.resend(tp.partition for tp in assigned if tp.topic == source_topic)
         log.info("sending the %d metric shares of this worker's partitions again", count)
@@ -169,7 +180,6 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     sink = StepSink(
         calls, outputs, open_calls, share_writer, observe_completed=metrics.observe_completed
     )
-    resend_shares_when_recovered(app, share_writer, names[CALL_EVENTS])
     fold_window = WindowHandler(
         windows,
         names[METRICS],
@@ -208,6 +218,8 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
 
     def ready() -> bool:
         return worker_ready(app)
+
+    resend_shares_after_rebalances(app, share_writer, names[CALL_EVENTS], ready)
 
     sweep = Sweep(
         calls,

@@ -6,16 +6,18 @@ write and the input record's ``done``: nothing in it yields to the event loop. I
 changed share until the next flush, which writes it (its changelog record) and sends it to its
 window's owner once, however many calls changed it meanwhile, in the same flush as the states
 that changed it (processors/batches.py, ``before_flush``), once that flush's changelog is
-delivered (``follows_state``): a window holds only shares the changelog holds. Once a worker has
-recovered its partitions it sends every share of them again (``resend``), for those whose
-changelog was delivered by a worker killed before it sent them (docs/architecture.md, The
-worker's guarantee). ``WindowHandler`` is the windows
+delivered (``follows_state``): a window holds only shares the changelog holds. After each
+rebalance a worker sends every share of its partitions again (``resend``), a thousand a flush,
+for those whose changelog was delivered by a worker killed before it sent them
+(docs/architecture.md, The worker's guarantee). ``WindowHandler`` is the windows
 agent's work per record of share updates: it keeps each changed window until the next flush,
 which writes it and publishes its figures once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
     dimension_key,
+    is_late,
     share_key,
     split_share_key,
     table_prefix,
@@ -64,6 +67,8 @@ ObserveEmit = Callable[[str, int], None]
 DECODED_WINDOWS = 1024
 DECODED_SHARES = 4096
 SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topic, at most
+# Shares sent again in one flush, at most: about 300 KB if all of one dimension's partition.
+RESEND_PER_FLUSH = 1000
 # What a flush will append, reserved on the partitions it goes to when a share or window first
 # changes since the last one (processors/batches.py): a share's changelog record and its place
 # among the updates, half each (a share with its 16 largest ring times and an agent's name is
@@ -125,33 +130,33 @@ class ShareWriter:
         self.now_ms = now_ms
         # The shares changed since the last flush, by partition and window: written then.
         self._changed: dict[tuple[int, WindowKey], Partial] = {}
-        # The stored shares to send again at the next flush, as they were read (resend).
-        self._resend: dict[tuple[int, WindowKey], Partial] = {}
+        # The stored shares to send again, as they were read (resend), in order.
+        self._resend: dict[tuple[int, WindowKey], bytes] = {}
         self._decoded = _Decoded(_decode_share, DECODED_SHARES)
         shares.batches.before_flush(self._flush)
         shares.batches.follows_state(topic)
 
     def resend(self, partitions: Iterable[int]) -> int:
-        """Send every stored share of ``partitions`` to its window's owner again, at the next
-        flush; how many. For a worker that has just recovered them: the window takes a share
-        it lacks and changes nothing for one it holds (combine.py, ``merged``)."""
-        batches = self.shares.batches.get()
+        """Send every stored share of ``partitions`` to its window's owner again, from the next
+        flush on, :data:`RESEND_PER_FLUSH` a flush; how many. The window takes one it lacks and
+        ignores one it holds, or one overtaken meanwhile (combine.py, ``merged``)."""
         cut = len(self.shares.prefix)
         count = 0
         for partition in set(partitions):
             for stored_key, stored in self.shares.store.scan(partition, self.shares.prefix):
-                row = stored_key[cut:]
-                key, of_partition = split_share_key(row)
-                if of_partition != partition:  # a store of every partition (memory)
-                    continue
-                share = self._decoded.get(row, stored)
-                if share is None:
-                    continue
-                self._resend[(partition, key)] = share
-                owner = partition_for_key(dimension_key(key.dimension), self.partitions)
-                batches.reserve(self.topic, owner, SHARE_BYTES // 2)
-                count += 1
+                key, of_partition = split_share_key(stored_key[cut:])
+                if of_partition == partition:  # a memory store holds every partition's rows
+                    self._resend[(partition, key)] = stored
+                    count += 1
+        self._reserve_resend()
         return count
+
+    def _reserve_resend(self) -> None:
+        """Count the next flush's re-sends towards its bounds, and have it come in time."""
+        batches = self.shares.batches.get()
+        for _, key in itertools.islice(self._resend, RESEND_PER_FLUSH):
+            owner = partition_for_key(dimension_key(key.dimension), self.partitions)
+            batches.reserve(self.topic, owner, SHARE_BYTES // 2)
 
     async def apply(
         self,
@@ -197,7 +202,12 @@ class ShareWriter:
         """Each share changed since the last flush into its table and to its window's owner,
         once: on the share-updates topic, keyed by dimension, several updates a record."""
         changed, self._changed = self._changed, {}
-        resend, self._resend = self._resend, {}
+        resend = [
+            (at, self._resend.pop(at))
+            for at in list(itertools.islice(self._resend, RESEND_PER_FLUSH))
+        ]
+        if self._resend:  # the next thousand in the next flush
+            asyncio.get_running_loop().call_soon(self._reserve_resend)
         updates: dict[str, list[ShareUpdate]] = {}
         for (partition, key), share in changed.items():
             row, stored = share_key(key, partition), _encode(share)
@@ -205,9 +215,9 @@ class ShareWriter:
             self._decoded.keep(row, stored, share)
             update = ShareUpdate(key.table_key(), partition, for_window(share))
             updates.setdefault(key.dimension, []).append(update)
-        for (partition, key), share in resend.items():
+        for (partition, key), stored in resend:
             if (partition, key) not in changed:  # else its newer version goes above
-                update = ShareUpdate(key.table_key(), partition, for_window(share))
+                update = ShareUpdate(key.table_key(), partition, for_window(_decode_share(stored)))
                 updates.setdefault(key.dimension, []).append(update)
         for dimension, found in updates.items():
             routing = dimension_key(dimension)
@@ -269,10 +279,13 @@ class WindowHandler:
         """Fold a record's share updates into their windows; how many changed one."""
         count = 0
         batches = self.batches.get()
+        retained_from = self.now_ms() - self.settings.retention_ms
         for update in _decode_updates(value):
             held = self._changed.get(update.key)
             if held is None:
                 key = WindowKey.from_table_key(update.key)
+                if is_late(key, retained_from, self.settings):
+                    continue  # past its retention: dropped, or to be (a share sent again)
                 target = await batches.partition(self.metrics_topic, key.topic_key().encode())
                 stored = self.windows.get(partition, update.key)
                 window = merged(self._decoded.get(update.key, stored), update)

@@ -126,7 +126,7 @@ class WorkerMetrics:
             completions=Counter(
                 "callstream_worker_completions",
                 "completed records published to callstream.calls-completed: a call's first "
-                "(kind first), or a later revision of it (kind correction)",
+                "(kind first), or a later revision of it (kind correction: another event folded)",
                 ["kind"],
                 registry=registry,
             ),

@@ -50,8 +50,8 @@ async def test_any_order_with_duplicates_gives_one_state_and_its_completed_call(
                 )
             )
             truth = {call: folded(call_events(call)) for call in calls}
-            # Each call's revisions 1, 2, … once each, the last the truth's completed call at the
-            # state's revision. How many depends on which topic the worker read first.
+            # Each call's highest revision the truth's completed call, at the count of its events;
+            # which lower ones come depends on which topic the worker read first.
             _, completed = await wait_all_completed(ingress, kafka_bootstrap, truth)
             # A call first seen ringing or answered is live until its tombstone.
             were_live = {call for call, order in calls.items() if order[0] in (0, 1)}

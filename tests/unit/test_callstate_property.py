@@ -29,7 +29,6 @@ from callstream.processors.callstate import (
     completed_call,
     content_revision,
     expire,
-    fingerprint,
     live_call,
     without_history,
 )
@@ -274,19 +273,6 @@ def test_every_order_of_the_samples_with_any_one_duplicate_gives_one_call(
     assert len(seen) == 1
 
 
-def one_per_fingerprint(events: list[Event]) -> list[Event]:
-    """``events`` without those whose fingerprint an earlier one has: the provider's ids make
-    distinct events' fingerprints distinct (docs/call-state.md, Timers and revisions)."""
-    seen: set[tuple[str, str]] = set()
-    kept = []
-    for item in events:
-        name = (item.call_id, fingerprint(item))
-        if name not in seen:
-            seen.add(name)
-            kept.append(item)
-    return kept
-
-
 @settings(max_examples=300, deadline=None)
 @given(streams(), st.data())
 def test_no_record_of_a_killed_run_outranks_the_replay_in_another_order(
@@ -296,7 +282,7 @@ def test_no_record_of_a_killed_run_outranks_the_replay_in_another_order(
     # in its order, timers included; the replay folds them all in another order, and its timer
     # completes what is still open. Every record at or above the replay's last revision of a
     # call must be that call's final record: consumers keep the highest revision.
-    events = one_per_fingerprint(stream[0])
+    events = stream[0]
     killed_order = data.draw(st.permutations(events))
     ticks = data.draw(st.lists(st.sampled_from([Tick(15 * MIN), Tick(4 * HOUR)]), max_size=2))
     killed_at = data.draw(st.integers(0, len(events)))

@@ -4,6 +4,7 @@ share and window once, in the flush that acknowledges their input records."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -12,11 +13,12 @@ import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from callstream.kafka.partitioning import partition_for_key
+from callstream.processors import metric_sinks
 from callstream.processors.app import OUTPUT_TOPICS, PRODUCER_MAX_BATCH_BYTES, SHARE_ROWS
 from callstream.processors.batches import RECORD_OVERHEAD_BYTES, SharedBatches
 from callstream.processors.callmetrics.combine import ShareUpdate
 from callstream.processors.callmetrics.partials import Partial
-from callstream.processors.callmetrics.windows import MetricSettings, WindowKey
+from callstream.processors.callmetrics.windows import DAY_MS, MetricSettings, WindowKey
 from callstream.processors.handlers import FoldHandler
 from callstream.processors.metric_sinks import ShareWriter, WindowHandler
 from callstream.processors.sink import Outputs, StepSink, TableSink
@@ -186,6 +188,47 @@ async def test_every_stored_share_of_a_recovered_partition_is_sent_again() -> No
     assert len(updates) == 2 * KEYS_PER_CALL
     assert {u.share.offered for u in updates if u.partition == 5} == {2}
     assert {u.share.offered for u in updates if u.partition == 7} == {1}
+
+
+async def test_shares_sent_again_go_a_bounded_number_a_flush_and_bring_their_flushes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metric_sinks, "RESEND_PER_FLUSH", 10)
+    worker = Worker()
+    await worker.fold(a_cdr("call-1", partition=5))
+    first = share_updates(await worker.flushed())
+    assert worker.resend([5]) == KEYS_PER_CALL == 16
+    resent = share_updates(await worker.flushed())
+    assert len(resent) == 10
+    # The other six in a flush of their own, with no other traffic to bring one.
+    worker.batches.get().linger_s = 0.001
+    before = len(worker.producer.sent)
+    deadline = time.monotonic() + 5.0
+    while not any(tp.topic == UPDATES for tp, _, _ in worker.producer.sent[before:]):
+        assert time.monotonic() < deadline, "the rest of the shares were never sent"
+        await asyncio.sleep(0.01)
+        for index in range(before, len(worker.producer.sent)):
+            if not worker.producer.sent[index][2].done():
+                worker.producer.deliver(index)
+    resent += [
+        update
+        for tp, batch, _ in worker.producer.sent[before:]
+        if tp.topic == UPDATES
+        for _, value in batch.records
+        for update in msgspec.json.decode(value or b"", type=list[ShareUpdate])
+    ]
+    assert sorted(resent, key=repr) == sorted(first, key=repr)
+
+
+async def test_a_window_past_its_retention_takes_no_share() -> None:
+    """A share sent again after its window was dropped must not bring the window back."""
+    worker = Worker()
+    await worker.fold(a_cdr("call-1"))
+    updates = [r for r in await worker.flushed() if r[0] == UPDATES]
+    worker.window_handler.now_ms = lambda: NOW + SETTINGS.retention_ms + 3 * DAY_MS
+    for _, partition, _, value in updates:
+        assert await worker.window_handler.apply(partition, value) == 0
+    assert await worker.flushed() == []
 
 
 class KafkaSizedBatch:
