@@ -40,7 +40,7 @@ from callstream.processors.callmetrics.windows import (
     MetricSettings,
     WindowKey,
     dimension_key,
-    is_late,
+    retention_over,
     share_key,
     split_share_key,
     table_prefix,
@@ -140,11 +140,10 @@ class ShareWriter:
         """Send every stored share of ``partitions`` to its window's owner again, from the next
         flush on, :data:`RESEND_PER_FLUSH` a flush; how many. The window takes one it lacks and
         ignores one it holds, or one overtaken meanwhile (combine.py, ``merged``)."""
-        cut = len(self.shares.prefix)
         count = 0
         for partition in set(partitions):
-            for stored_key, stored in self.shares.store.scan(partition, self.shares.prefix):
-                key, of_partition = split_share_key(stored_key[cut:])
+            for row, stored in self.shares.scan(partition):
+                key, of_partition = split_share_key(row)
                 if of_partition == partition:  # a memory store holds every partition's rows
                     self._resend[(partition, key)] = stored
                     count += 1
@@ -279,12 +278,12 @@ class WindowHandler:
         """Fold a record's share updates into their windows; how many changed one."""
         count = 0
         batches = self.batches.get()
-        retained_from = self.now_ms() - self.settings.retention_ms
+        now = self.now_ms()
         for update in _decode_updates(value):
             held = self._changed.get(update.key)
             if held is None:
                 key = WindowKey.from_table_key(update.key)
-                if is_late(key, retained_from, self.settings):
+                if retention_over(key, now, self.settings):
                     continue  # past its retention: dropped, or to be (a share sent again)
                 target = await batches.partition(self.metrics_topic, key.topic_key().encode())
                 stored = self.windows.get(partition, update.key)
@@ -338,7 +337,7 @@ class WindowReader:
         order (the view sorts what any source gives); only those of ``value`` when given."""
         partition = partition_for_key(self.routing_key(dimension), self.partitions)
         found = []
-        for raw_key, stored in self.table.store.scan(partition, table_prefix(dimension, value)):
+        for raw_key, stored in self.table.scan(partition, table_prefix(dimension, value)):
             key = WindowKey.from_table_key(raw_key)
             if value is not None and key.value != value:
                 continue  # another value that starts with this one and a NUL

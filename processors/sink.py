@@ -100,6 +100,14 @@ class TableSink:
             return ((k, v) for k, v in self.store.items() if not k.startswith(self._sections))
         return self.store.items()
 
+    def scan(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """The rows of ``partition`` whose keys start with ``prefix`` (this table's or
+        section's own keys; the waiting writes included); not in order. A store of every
+        partition (memory) gives the other partitions' rows too."""
+        cut = len(self.prefix)
+        for key, value in self.store.scan(partition, self.prefix + prefix):
+            yield key[cut:], value
+
     async def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         """``table[key] = value`` (``del`` for None) in ``partition``, and its changelog record.
         The store has the write before this first yields to the event loop."""

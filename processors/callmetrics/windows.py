@@ -216,6 +216,10 @@ def share_expired(raw: bytes, now_ms: int, settings: MetricSettings) -> bool:
 
 
 def window_expired(raw: bytes, now_ms: int, settings: MetricSettings) -> bool:
+    """:func:`retention_over` of the window under table key ``raw``."""
+    return retention_over(WindowKey.from_table_key(raw), now_ms, settings)
+
+
+def retention_over(key: WindowKey, now_ms: int, settings: MetricSettings) -> bool:
     """A window past its grace and its retention: it leaves the worker's tables."""
-    key = WindowKey.from_table_key(raw)
     return is_late(key, now_ms - settings.retention_ms, settings)
