@@ -174,6 +174,7 @@ class OutputBatches:
         self._in_flight: list[asyncio.Future[RecordMetadata]] = []  # the last flush's batches
         self._timer: asyncio.TimerHandle | None = None
         self._partitions: dict[str, int] = {}
+        self._tps: dict[tuple[str, int], TopicPartition] = {}  # made once: a few dozen in all
         self._tasks: set[asyncio.Task[None]] = set()
         # Flushes hand their batches over in the order they took them, so that a partition's
         # records reach Kafka in the order they were added (a compacted topic keeps the last).
@@ -196,7 +197,7 @@ class OutputBatches:
         on_delivered: Delivered | None = None,
     ) -> None:
         """Append one record; ``on_delivered`` is told the offset of its batch's last record."""
-        tp = TopicPartition(topic, partition)
+        tp = self._topic_partition(topic, partition)
         if not self._appended(tp, key, value):
             # Full: not expected, a flush's bytes stay under a batch's size; correct, but the
             # input record's outputs then take two flushes. The other agent may have opened
@@ -217,8 +218,14 @@ class OutputBatches:
         """Count ``size`` bytes that a before-flush hook will append to ``topic``'s
         ``partition`` towards the flush's bounds, the partition's too (a flush comes between
         input records once one is reached), and flush in time."""
-        self._count(TopicPartition(topic, partition), size)
+        self._count(self._topic_partition(topic, partition), size)
         self._start_linger()
+
+    def _topic_partition(self, topic: str, partition: int) -> TopicPartition:
+        tp = self._tps.get((topic, partition))
+        if tp is None:
+            tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
+        return tp
 
     def _count(self, tp: TopicPartition, size: int) -> None:
         self._bytes += size
@@ -235,7 +242,7 @@ class OutputBatches:
     ) -> None:
         """:meth:`add` for a before-flush hook, which cannot wait: a full batch is set aside
         for this flush and a new one opened."""
-        tp = TopicPartition(topic, partition)
+        tp = self._topic_partition(topic, partition)
         if not self._appended(tp, key, value):
             self._full.append((tp, self._batches.pop(tp)))
             self._append_to_new(tp, key, value)

@@ -62,7 +62,7 @@ def call_figures(call: CompletedCall, settings: MetricSettings) -> CallFigures:
     )
 
 
-def dimension_values(call: CompletedCall) -> list[tuple[Dimension, str]]:
+def dimension_values(call: CompletedCall) -> tuple[tuple[Dimension, str], ...]:
     """The dimension values a call counts under: ``all`` always, the others when known."""
     values: list[tuple[Dimension, str]] = [("all", "all")]
     for dimension, value in (
@@ -72,29 +72,33 @@ def dimension_values(call: CompletedCall) -> list[tuple[Dimension, str]]:
     ):
         if value:
             values.append((dimension, value))  # type: ignore[arg-type]
-    return values
+    return tuple(values)
 
 
-def window_keys(call: CompletedCall | None, settings: MetricSettings) -> list[WindowKey]:
+def window_keys(call: CompletedCall | None, settings: MetricSettings) -> tuple[WindowKey, ...]:
     """The windows ``call`` counts in; none for a call without a start time."""
     if call is None or call.started_at_ms is None:
-        return []
-    starts = _starts(call.started_at_ms, settings.windows, settings.tz)
-    return [
-        WindowKey(dimension, value, window, start)
-        for dimension, value in dimension_values(call)
-        for window, start in starts
-    ]
+        return ()
+    return _keys(dimension_values(call), call.started_at_ms, settings.windows, settings.tz)
 
 
-@lru_cache(maxsize=1024)
-def _starts(
-    started_at_ms: int, windows: tuple[Window, ...], tz: ZoneInfo
-) -> tuple[tuple[Window, int], ...]:
-    """Each change of a call asks for its windows before and after: the same starts. Each
-    window once, though the settings name it twice: ``changes`` counts on unique keys."""
-    return tuple(
+@lru_cache(maxsize=4096)
+def _keys(
+    values: tuple[tuple[Dimension, str], ...],
+    started_at_ms: int,
+    windows: tuple[Window, ...],
+    tz: ZoneInfo,
+) -> tuple[WindowKey, ...]:
+    """Each change of a call asks for its keys before and after (the same ones, mostly): made
+    once, and the same object, so that comparing them is cheap. Each window once, though the
+    settings name it twice: ``changes`` counts on unique keys."""
+    starts = [
         (window, window_bounds(started_at_ms, window, tz)[0]) for window in dict.fromkeys(windows)
+    ]
+    return tuple(
+        WindowKey(dimension, value, window, start)
+        for dimension, value in values
+        for window, start in starts
     )
 
 

@@ -125,10 +125,22 @@ def window_bounds(at_ms: int, window: Window, tz: ZoneInfo) -> tuple[int, int]:
     An instant after :data:`LAST_WINDOWED_MS` (a webhook may give any time up to the end of
     year 9999) is in the last window that ends before then, stretched to hold it: ``datetime``
     cannot read the local clock past year 9999."""
+    held = _last_bounds.get((window, tz))
+    if held is not None and held[0] <= at_ms < held[1]:
+        return held
     size = WINDOW_MS[window]
     when = min(at_ms, LAST_WINDOWED_MS)
     label = _label(when, size, tz)
-    return _run_start(when, label, size, tz), max(_run_end(when, label, size, tz), at_ms + 1)
+    bounds = _run_start(when, label, size, tz), max(_run_end(when, label, size, tz), at_ms + 1)
+    if at_ms <= LAST_WINDOWED_MS:  # the last window's end depends on the instant past it
+        _last_bounds[(window, tz)] = bounds
+    return bounds
+
+
+# The window last found of each size and zone: the runs of instants a window is split the
+# timeline into, so an instant inside one is in it; calls come mostly in time order, and
+# reading the local clock costs several datetime conversions.
+_last_bounds: dict[tuple[Window, ZoneInfo], tuple[int, int]] = {}
 
 
 def _label(at_ms: int, size: int, tz: ZoneInfo) -> int:

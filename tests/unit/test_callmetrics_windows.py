@@ -301,6 +301,30 @@ def test_clock_changes_make_windows_of_their_own_length_that_never_overlap(
     assert window_start(ms(at), window, zone) == ms(start)
 
 
+@pytest.mark.parametrize(
+    ("zone", "around"),
+    [
+        ("Europe/Berlin", "2026-10-25T01:00:00+00:00"),
+        ("America/St_Johns", "2029-11-04T04:30:00+00:00"),
+        ("Australia/Lord_Howe", "2029-10-06T15:30:00+00:00"),
+        ("Asia/Ho_Chi_Minh", "2026-11-28T00:00:00+00:00"),
+    ],
+)
+def test_instants_read_in_order_across_a_clock_change_each_get_their_own_window(
+    zone: str, around: str
+) -> None:
+    # window_bounds remembers the last window of each size: calls come mostly in time order
+    tz = MetricSettings(zone=zone).tz
+    for at in range(ms(around) - 86_400_000, ms(around) + 86_400_000, 433_000):
+        for window in WINDOW_MS:
+            start, end = window_bounds(at, window, tz)  # type: ignore[arg-type]
+            assert start == window_start(at, window, zone) <= at < end
+            assert window_start(end - 1, window, zone) == start
+            assert window_start(end, window, zone) == end
+            assert window_bounds(end - 1, window, tz) == (start, end)  # type: ignore[arg-type]
+            assert window_bounds(end, window, tz)[0] == end  # type: ignore[arg-type]
+
+
 def test_a_window_takes_a_partitions_share_only_at_a_newer_version() -> None:
     """A share sent again (a worker that recovered its partitions sends them all) or an older
     one (overtaken) changes nothing; shares go only once their changelog is delivered, so one
