@@ -108,11 +108,14 @@ class TableSink:
         for key, value in self.store.scan(partition, self.prefix + prefix):
             yield key[cut:], value
 
-    async def write(self, partition: int, key: bytes, value: bytes | None) -> None:
+    async def write(
+        self, partition: int, key: bytes, value: bytes | None, *, replaces: bool | None = None
+    ) -> None:
         """``table[key] = value`` (``del`` for None) in ``partition``, and its changelog record.
-        The store has the write before this first yields to the event loop."""
+        The store has the write before this first yields to the event loop. ``replaces``:
+        whether the key holds a value now, when the caller read it (None: read here)."""
         key = self.prefix + key
-        applied = self._put(partition, key, value)
+        applied = self._put(partition, key, value, replaces)
         await self.batches.get().add(self.changelog, partition, key, value, applied)
 
     def write_in_flush(
@@ -122,10 +125,13 @@ class TableSink:
         key = self.prefix + key
         batches.append(self.changelog, partition, key, value, self._put(partition, key, value))
 
-    def _put(self, partition: int, key: bytes, value: bytes | None) -> Delivered:
+    def _put(
+        self, partition: int, key: bytes, value: bytes | None, replaces: bool | None = None
+    ) -> Delivered:
         """Store ``value`` under the whole ``key`` (its prefix included)."""
-        existed = self.store.get(partition, key) is not None
-        self._rows += (value is not None) - existed
+        if replaces is None:
+            replaces = self.store.get(partition, key) is not None
+        self._rows += (value is not None) - replaces
         return self.store.put(partition, key, value)
 
 
@@ -182,19 +188,28 @@ class StepSink:
         return lambda call_id: table.get(partition, call_id.encode())
 
     async def write(
-        self, partition: int, key: bytes, value: bytes | None, *, is_open: bool
+        self,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        *,
+        is_open: bool,
+        replaces: bool | None = None,
     ) -> None:
         """Store ``value`` under ``key`` (None deletes); ``is_open``: the call is not completed,
         so the timer checks it every tick (noted with the store's write, before anything
-        yields to the timer)."""
+        yields to the timer); ``replaces``: as :meth:`TableSink.write`."""
         self.open_calls.note(key, partition, is_open)
-        await self.table.write(partition, key, value)
+        await self.table.write(partition, key, value, replaces=replaces)
 
     async def apply(self, partition: int, step: Step) -> None:
         """Store the step's state and add its records."""
         partitions = await self.outputs.partitions(step.records)
         if step.call_id is not None and step.stored is not None:
-            await self.write(partition, step.call_id.encode(), step.stored, is_open=step.is_open)
+            key = step.call_id.encode()
+            await self.write(
+                partition, key, step.stored, is_open=step.is_open, replaces=step.replaces
+            )
         await self.outputs.add(step.records, partitions)
         if self.observe_completed is not None and step.completed_after is not None:
             self.observe_completed(step.completed_before is None)

@@ -70,6 +70,9 @@ class Step:
     # (processors/callmetrics/); both None when it did not change.
     completed_before: CompletedCall | None = None
     completed_after: CompletedCall | None = None
+    # Whether the table held a state of the call before (read by the fold): the table's row
+    # count then needs no second read.
+    replaces: bool = True
 
     @property
     def outcome(self) -> Outcome:
@@ -146,4 +149,5 @@ def _changed(call_id: str, old: CallState | None, new: CallState, outputs: list[
         is_open=new.status != "completed",
         completed_before=None if after is None else _completed(old),
         completed_after=after,
+        replaces=old is not None,
     )

@@ -98,6 +98,11 @@ async def test_a_webhook_changes_its_call_and_is_acked_once_its_records_are_deli
     assert (again.acks, bad.acks) == (1, 1)
     assert worker.table.rows == 1
 
+    answered = {**event(), "state": "answered", "date_time": event()["date_time"] + 5_000}
+    await fold(Input(Message(EVENTS, 5), orjson.dumps(answered)))
+    assert decode_state(worker.table.get(5, KEY) or b"").status == "answered"
+    assert worker.table.rows == 1  # the call's row replaced, not one more
+
 
 async def test_the_commands_expire_an_overdue_call_and_evict_a_completed_one() -> None:
     worker = Worker()
