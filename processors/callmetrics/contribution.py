@@ -82,7 +82,7 @@ def window_keys(call: CompletedCall | None, settings: MetricSettings) -> tuple[W
     return _keys(dimension_values(call), call.started_at_ms, settings.windows, settings.tz)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # 16 keys a call, about 2 KB: the calls of the last seconds
 def _keys(
     values: tuple[tuple[Dimension, str], ...],
     started_at_ms: int,
