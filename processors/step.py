@@ -70,9 +70,11 @@ class Step:
     # (processors/callmetrics/); both None when it did not change.
     completed_before: CompletedCall | None = None
     completed_after: CompletedCall | None = None
-    # Whether the table held a state of the call before (read by the fold): the table's row
-    # count then needs no second read.
-    replaces: bool = True
+    # Whether the table held a state of the call before, as the fold read it (None: not
+    # known, the sink reads it again): the table's row count then needs no second read. A
+    # rows gauge off by one until the next full count, if a command deletes the call between
+    # that read and the write.
+    replaces: bool | None = None
 
     @property
     def outcome(self) -> Outcome:

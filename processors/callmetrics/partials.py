@@ -97,7 +97,8 @@ def changed(
 
 def _sum(share: Partial, figures: CallFigures, sign: int) -> None:
     """The figures a share sums as they are (the same names in CallFigures and Partial), in
-    (``sign`` 1) or out (-1); written out, not looped over names: it runs 16 times a change."""
+    (``sign`` 1) or out (-1); written out, not looped over names: it runs for each of a call's
+    16 windows, twice when the call moves."""
     share.offered += sign * figures.offered
     share.answered += sign * figures.answered
     share.missed += sign * figures.missed

@@ -219,8 +219,9 @@ _figures = st.builds(
 def test_a_call_moved_in_place_sums_as_if_taken_out_and_put_back(
     counted: list[CallFigures], data: st.DataObject
 ) -> None:
-    """``change`` with both figures moves only what differs (partials._move): every sum, count
-    and name equals the share's taken out and put back, and its maximum stays exact."""
+    """``change`` with both figures (partials._move: the sums out and back in, a ring time,
+    talk time or name moved only when it differs): every sum, count and name equals the
+    share's taken out and put back, and its maximum stays exact."""
     share = None
     for figures in counted:
         share = changed(share, None, figures, names=True)
