@@ -130,6 +130,8 @@ class ShareWriter:
         self.now_ms = now_ms
         # The shares changed since the last flush, by partition and window: written then.
         self._changed: dict[tuple[int, WindowKey], Partial] = {}
+        # Those of them the table held when first read: their writes replace a row.
+        self._stored: set[tuple[int, WindowKey]] = set()
         # The stored shares to send again, as they were read (resend), in order.
         self._resend: dict[tuple[int, WindowKey], bytes] = {}
         self._decoded = _Decoded(_decode_share, DECODED_SHARES)
@@ -176,8 +178,11 @@ class ShareWriter:
             held = self._changed.get((partition, key))
             if held is None:
                 row = share_key(key, partition)
-                held = copied(self._decoded.get(row, self.shares.get(partition, row)))
+                stored = self.shares.get(partition, row)
+                held = copied(self._decoded.get(row, stored))
                 self._changed[(partition, key)] = held
+                if stored is not None:
+                    self._stored.add((partition, key))
                 owner = partition_for_key(dimension_key(key.dimension), self.partitions)
                 batches.reserve(self.shares.changelog, partition, SHARE_BYTES // 2)
                 batches.reserve(self.topic, owner, SHARE_BYTES // 2)
@@ -201,6 +206,7 @@ class ShareWriter:
         """Each share changed since the last flush into its table and to its window's owner,
         once: on the share-updates topic, keyed by dimension, several updates a record."""
         changed, self._changed = self._changed, {}
+        stored_before, self._stored = self._stored, set()
         resend = [
             (at, self._resend.pop(at))
             for at in list(itertools.islice(self._resend, RESEND_PER_FLUSH))
@@ -210,7 +216,8 @@ class ShareWriter:
         updates: dict[str, list[ShareUpdate]] = {}
         for (partition, key), share in changed.items():
             row, stored = share_key(key, partition), _encode(share)
-            self.shares.write_in_flush(batches, partition, row, stored)
+            replaces = (partition, key) in stored_before
+            self.shares.write_in_flush(batches, partition, row, stored, replaces=replaces)
             self._decoded.keep(row, stored, share)
             update = ShareUpdate(key.table_key(), partition, for_window(share))
             updates.setdefault(key.dimension, []).append(update)
@@ -247,6 +254,7 @@ class _Changed:
     key: WindowKey
     target: int  # its partition of callstream.metrics
     window: Window
+    replaces: bool  # the table held the window when first read
 
 
 class WindowHandler:
@@ -292,7 +300,9 @@ class WindowHandler:
                     changelog = self.windows.changelog
                     batches.reserve(changelog, partition, len(stored or b"") + SHARE_BYTES // 2)
                     batches.reserve(self.metrics_topic, target, FIGURES_BYTES)
-                    self._changed[update.key] = _Changed(partition, key, target, window)
+                    self._changed[update.key] = _Changed(
+                        partition, key, target, window, replaces=stored is not None
+                    )
             else:
                 window = merged(held.window, update)
                 if window is not None:
@@ -311,7 +321,9 @@ class WindowHandler:
             window = msgspec.structs.replace(held.window, updated_at_ms=now)
             figures = window_metrics(held.key, window, self.settings, now)
             stored = _encode(window)
-            self.windows.write_in_flush(batches, held.partition, table_key, stored)
+            self.windows.write_in_flush(
+                batches, held.partition, table_key, stored, replaces=held.replaces
+            )
             self._decoded.keep(table_key, stored, window)
             topic_key = held.key.topic_key().encode()
             batches.append(self.metrics_topic, held.target, topic_key, _encode(figures))

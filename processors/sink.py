@@ -119,11 +119,18 @@ class TableSink:
         await self.batches.get().add(self.changelog, partition, key, value, applied)
 
     def write_in_flush(
-        self, batches: OutputBatches, partition: int, key: bytes, value: bytes | None
+        self,
+        batches: OutputBatches,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        *,
+        replaces: bool | None = None,
     ) -> None:
         """:meth:`write` from a before-flush hook (processors/batches.py), into its flush."""
         key = self.prefix + key
-        batches.append(self.changelog, partition, key, value, self._put(partition, key, value))
+        applied = self._put(partition, key, value, replaces)
+        batches.append(self.changelog, partition, key, value, applied)
 
     def _put(
         self, partition: int, key: bytes, value: bytes | None, replaces: bool | None = None

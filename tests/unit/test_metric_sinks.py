@@ -123,6 +123,23 @@ async def test_calls_folded_within_one_flush_change_each_share_and_window_once()
     assert await worker.flushed() == []
 
 
+async def test_rows_count_a_share_or_window_once_however_often_it_changes() -> None:
+    """The writers tell the table whether a row was there when they first read it: the rows
+    gauge then needs no second read, and counts what the store holds."""
+    worker = Worker()
+    for calls in (range(2), range(2, 4)):  # the second flush changes the same rows again
+        for n in calls:
+            await worker.fold(a_cdr(f"call-{n}"))
+        for topic, partition, _, value in await worker.flushed():
+            if topic == UPDATES:
+                await worker.window_handler.apply(partition, value)
+        await worker.flushed()
+        assert worker.calls.rows == calls.stop
+        assert worker.shares.rows == worker.windows.rows == KEYS_PER_CALL
+    assert len(list(worker.shares.items())) == KEYS_PER_CALL
+    assert len(list(worker.windows.items())) == KEYS_PER_CALL
+
+
 async def test_a_calls_shares_go_out_in_the_flush_of_its_state_after_its_changelog() -> None:
     worker = Worker()
     record = a_cdr("call-1")
