@@ -24,6 +24,7 @@ from callstream.processors.app import (
     create_worker_app,
     share_updates_topic_name,
 )
+from callstream.processors.malloc_tuning import tune_malloc
 from callstream.processors.private_api import check_private_api
 from callstream.processors.settings import WorkerSettings
 from callstream.schemas.topics import CALL_EVENTS, TOPICS, topic
@@ -121,4 +122,5 @@ def run_worker(settings: WorkerSettings) -> None:
     # every debug call in aiokafka and faust builds a log record: a fifth of the worker's CPU.
     worker.spinner = None
     tune_gc()
+    tune_malloc()
     worker.execute_from_commandline()

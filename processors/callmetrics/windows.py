@@ -97,7 +97,7 @@ class WindowKey(NamedTuple):
         return cls(dimension, value, window, int(start))  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _table_key(key: WindowKey) -> bytes:
     """Every change of a call asks it of each of its windows: a few are live at a time."""
     fields = (key.dimension, key.value, key.window, f"{key.start_ms:015d}")
@@ -210,7 +210,7 @@ def is_late(key: WindowKey, now_ms: int, settings: MetricSettings) -> bool:
     return now_ms > window_end(key, settings) + settings.grace_of(key.window)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)  # 0.33 KB a key: the shares of the windows still changing
 def share_key(key: WindowKey, partition: int) -> bytes:
     """A share's key in the ``metric-shares`` table: the window's, then the input partition
     (a store may hold several partitions: keys must be unique across them)."""
