@@ -64,8 +64,8 @@ ObserveLate = Callable[[str, int], None]
 # Told a window size each time one of its windows is published.
 ObserveEmit = Callable[[str, int], None]
 # Rows kept decoded as last written: about 4 KB a window at most, 1 KB a share.
-DECODED_WINDOWS = 1024
-DECODED_SHARES = 4096
+DECODED_WINDOWS = 512
+DECODED_SHARES = 2048
 SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topic, at most
 # Shares sent again in one flush, at most: about 300 KB if all of one dimension's partition.
 RESEND_PER_FLUSH = 1000
