@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             # seconds under load, taking CPU from the two ingress processes (one core here).
             print(f"bench: warming up the broker for {args.warmup} s ...", file=sys.stderr)
             run_wrk(url, args.warmup, args.connections, None)
-            bares, fulls = [], []
+            bares: list[WrkResult] = []
+            fulls: list[WrkResult] = []
             with PeakRss(children(ingress.pid)) as peak:
                 for round_ in range(args.rounds):
                     print(f"bench: round {round_ + 1} of {args.rounds} ...", file=sys.stderr)

@@ -58,7 +58,7 @@ from bench.synthetic_calls import Call, Record, call_records, expected_offered, 
 from bench.worker_group import CpuMeter, cpu_seconds, kafka_pids, worker_group
 from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
-from callstream.processors.settings import metric_settings
+from callstream.processors.settings import STORES, metric_settings
 from callstream.processors.step import fold_record
 from callstream.schemas.topics import CALL_EVENTS, CDRS, METRICS, TOPICS, topic_names
 
@@ -297,7 +297,9 @@ def measure_latency(
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20000, help="synthetic calls")
-    parser.add_argument("--store", default="rocksdb", help="worker table store")
+    parser.add_argument(
+        "--store", choices=tuple(STORES), default="rocksdb", help="worker table store"
+    )
     parser.add_argument(
         "--shape",
         choices=("full", "cdr"),
