@@ -63,7 +63,8 @@ T = TypeVar("T")
 ObserveLate = Callable[[str, int], None]
 # Told a window size each time one of its windows is published.
 ObserveEmit = Callable[[str, int], None]
-# Rows kept decoded as last written: about 4 KB a window at most, 1 KB a share.
+# Rows kept decoded as last written: about 4 KB a window at most, 1.2 KB a share; enough for
+# the windows of the last quarter hour and the shares changing most (the longer windows').
 DECODED_WINDOWS = 512
 DECODED_SHARES = 2048
 SHARES_PER_RECORD = 100  # share updates in one record of the share-updates topic, at most
@@ -130,7 +131,8 @@ class ShareWriter:
         self.now_ms = now_ms
         # The shares changed since the last flush, by partition and window: written then.
         self._changed: dict[tuple[int, WindowKey], Partial] = {}
-        # Those of them the table held when first read: their writes replace a row.
+        # Those of them the table held when first read: their writes replace a row. A rows
+        # gauge one short until the next count, if a drop deletes one before the flush.
         self._stored: set[tuple[int, WindowKey]] = set()
         # The stored shares to send again, as they were read (resend), in order.
         self._resend: dict[tuple[int, WindowKey], bytes] = {}
@@ -254,7 +256,7 @@ class _Changed:
     key: WindowKey
     target: int  # its partition of callstream.metrics
     window: Window
-    replaces: bool  # the table held the window when first read
+    replaces: bool  # the table held it when first read (as ShareWriter._stored)
 
 
 class WindowHandler:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -123,21 +124,42 @@ async def test_calls_folded_within_one_flush_change_each_share_and_window_once()
     assert await worker.flushed() == []
 
 
-async def test_rows_count_a_share_or_window_once_however_often_it_changes() -> None:
-    """The writers tell the table whether a row was there when they first read it: the rows
-    gauge then needs no second read, and counts what the store holds."""
+async def test_rows_count_a_share_or_window_once_however_often_it_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writers tell the table whether a row was there when they first read it: a flush
+    reads no row again, and the rows gauge counts what the store holds."""
     worker = Worker()
+    reads: list[bytes] = []
+    for sink in (worker.calls, worker.windows):  # the shares are in the calls' store
+        monkeypatch.setattr(sink.store, "get", recorded(sink.store.get, reads))
+
+    async def flushed() -> list[tuple[str, int, bytes, bytes]]:
+        before = len(reads)
+        sent = await worker.flushed()
+        assert reads[before:] == []
+        return sent
+
     for calls in (range(2), range(2, 4)):  # the second flush changes the same rows again
         for n in calls:
             await worker.fold(a_cdr(f"call-{n}"))
-        for topic, partition, _, value in await worker.flushed():
+        for topic, partition, _, value in await flushed():
             if topic == UPDATES:
                 await worker.window_handler.apply(partition, value)
-        await worker.flushed()
+        await flushed()
         assert worker.calls.rows == calls.stop
         assert worker.shares.rows == worker.windows.rows == KEYS_PER_CALL
+    assert reads  # the writers did read, before the flushes
     assert len(list(worker.shares.items())) == KEYS_PER_CALL
     assert len(list(worker.windows.items())) == KEYS_PER_CALL
+
+
+def recorded(get: Callable[[int, bytes], bytes | None], reads: list[bytes]) -> Any:
+    def reading(partition: int, key: bytes) -> bytes | None:
+        reads.append(key)
+        return get(partition, key)
+
+    return reading
 
 
 async def test_a_calls_shares_go_out_in_the_flush_of_its_state_after_its_changelog() -> None:
