@@ -154,7 +154,12 @@ async def test_rows_count_a_share_or_window_once_however_often_it_changes(
     assert len(list(worker.windows.items())) == KEYS_PER_CALL
 
 
-def recorded(get: Callable[[int, bytes], bytes | None], reads: list[bytes]) -> Any:
+Get = Callable[[int, bytes], bytes | None]
+
+
+def recorded(get: Get, reads: list[bytes]) -> Get:
+    """``get``, noting each key it reads in ``reads``."""
+
     def reading(partition: int, key: bytes) -> bytes | None:
         reads.append(key)
         return get(partition, key)
