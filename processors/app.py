@@ -167,7 +167,9 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     calls = TableSink.of(tables[TABLE], batches)
     shares = calls.section(SHARES_TABLE, SHARE_ROWS)
     windows = TableSink.of(tables[WINDOWS_TABLE], batches)
-    open_calls = OpenCalls(settings.full_scan_interval_s)
+    open_calls = OpenCalls(
+        settings.full_scan_interval_s, functools.partial(stored_deadline_ms, settings=settings.fold)
+    )
     outputs = Outputs({name: names[name] for name in OUTPUT_TOPICS}, batches)
     share_writer = ShareWriter(
         shares,
@@ -224,7 +226,6 @@ def create_worker_app(settings: WorkerSettings) -> faust.App:
     sweep = Sweep(
         calls,
         open_calls,
-        functools.partial(stored_deadline_ms, settings=settings.fold),
         send_command,
         partitions,
         ready=ready,

@@ -206,7 +206,7 @@ class StepSink:
         """Store ``value`` under ``key`` (None deletes); ``is_open``: the call is not completed,
         so the timer checks it every tick (noted with the store's write, before anything
         yields to the timer); ``replaces``: as :meth:`TableSink.write`."""
-        self.open_calls.note(key, partition, is_open)
+        self.open_calls.note(key, partition, value if is_open else None)
         await self.table.write(partition, key, value, replaces=replaces)
 
     async def apply(self, partition: int, step: Step) -> None:

@@ -1,7 +1,8 @@
-"""What the worker's timer reads each tick: the open calls, and now and then the whole table.
+"""What the worker's timer reads each tick: the open calls due, and now and then the whole table.
 
-An open call (ringing, answered, or ended and waiting for its CDR) may be due within minutes,
-so every tick reads each one. A completed call is due only when its retention ends, days
+An open call (ringing, answered, or ended and waiting for its CDR) may be due within minutes:
+the agent notes each one's deadline as it writes its state, and every tick reads those due
+(their stored state decides). A completed call is due only when its retention ends, days
 later, so a full scan of the table, made rarely, finds those. Without this split every tick
 read every state: at a million states that took most of each 10 s tick, the agent waiting.
 
@@ -18,6 +19,7 @@ records - events, CDR, commands - share a key and so a partition.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,6 +34,9 @@ DeadlineOf = Callable[[bytes], tuple[int, bool]]
 # Sends a command (EXPIRE or EVICT) for a call's key to the commands topic.
 Send = Callable[[bytes, bytes], Awaitable[None]]
 EXPIRE, EVICT = b"expire", b"evict"
+# Due calls read between two yields to the event loop (a few ms of reads): tens of thousands
+# due at once (CDRs lost in bulk) would otherwise stall every agent and query for the tick.
+DUE_READS_PER_YIELD = 1000
 
 
 def wall_ms() -> int:
@@ -40,20 +45,24 @@ def wall_ms() -> int:
 
 
 class OpenCalls:
-    """The keys of the calls not completed yet, each with its table partition."""
+    """The calls not completed yet, each with its table partition and next deadline, so that a
+    tick reads only the calls due: reading every open call each tick stalled the agents and
+    queries for 0.2-0.3 s with the calls bench/pipeline.py leaves open."""
 
-    def __init__(self, full_scan_interval_s: float) -> None:
-        self._partitions: dict[bytes, int] = {}
+    def __init__(self, full_scan_interval_s: float, deadline_of: DeadlineOf) -> None:
+        self._calls: dict[bytes, tuple[int, int]] = {}  # key -> (partition, deadline ms)
+        self.deadline_of = deadline_of  # the sweep's too
         self._interval_s = full_scan_interval_s
         self._next_full_scan_s: float | None = None  # None: before the first full scan
         self._rebalance = -1
 
-    def note(self, key: bytes, partition: int, is_open: bool) -> None:
-        """The agent wrote ``key``'s state: open or not (completed, or deleted)."""
-        if is_open:
-            self._partitions[key] = partition
+    def note(self, key: bytes, partition: int, open_state: bytes | None) -> None:
+        """The agent wrote ``key``'s state: ``open_state`` is it when the call is open, None
+        when it is completed or deleted."""
+        if open_state is None:
+            self._calls.pop(key, None)
         else:
-            self._partitions.pop(key, None)
+            self._calls[key] = (partition, self.deadline_of(open_state)[0])
 
     def full_scan_due(self, now_s: float, rebalance: int) -> bool:
         """Whether this tick scans the whole table: on the interval, or after a rebalance (the
@@ -62,33 +71,41 @@ class OpenCalls:
             return True
         return now_s >= self._next_full_scan_s
 
-    def rebuilt(self, open_calls: dict[bytes, int], now_s: float, rebalance: int) -> None:
-        """A full scan at ``now_s``, after rebalance number ``rebalance``, found ``open_calls``."""
-        self._partitions = open_calls
+    def rebuilt(
+        self, open_calls: dict[bytes, tuple[int, int]], now_s: float, rebalance: int
+    ) -> None:
+        """A full scan at ``now_s``, after rebalance number ``rebalance``, found ``open_calls``
+        (key: partition, deadline)."""
+        self._calls = open_calls
         self._next_full_scan_s = now_s + self._interval_s
         self._rebalance = rebalance
 
+    def due(self, now_ms: int) -> list[tuple[bytes, int]]:
+        """(key, partition) of each open call whose deadline is at or before ``now_ms``, as a
+        list: the agent may note more meanwhile."""
+        return [(key, partition) for key, (partition, at) in self._calls.items() if at <= now_ms]
+
     def items(self) -> list[tuple[bytes, int]]:
-        """(key, partition) of every open call, as a list: the agent may note more meanwhile."""
-        return list(self._partitions.items())
+        """(key, partition) of every open call."""
+        return [(key, partition) for key, (partition, _) in self._calls.items()]
 
     def __len__(self) -> int:
-        return len(self._partitions)
+        return len(self._calls)
 
 
 def due_calls(
     stored: Iterable[tuple[bytes, bytes]], deadline_of: DeadlineOf, now_ms: int
-) -> tuple[list[tuple[bytes, bool]], list[bytes]]:
+) -> tuple[list[tuple[bytes, bool]], list[tuple[bytes, int]]]:
     """Among stored states (key, value): those due by ``now_ms``, each with whether it is
-    completed (to evict) or not (to expire), and the keys of the open ones."""
+    completed (to evict) or not (to expire), and the open ones' keys and deadlines."""
     due: list[tuple[bytes, bool]] = []
-    still_open: list[bytes] = []
+    still_open: list[tuple[bytes, int]] = []
     for key, value in stored:
         deadline, completed = deadline_of(value)
         if deadline <= now_ms:
             due.append((key, completed))
         if not completed:
-            still_open.append(key)
+            still_open.append((key, deadline))
     return due, still_open
 
 
@@ -106,15 +123,16 @@ class Sweep:
     """The timer's tick: find the calls whose deadline passed, reading only, and send the agent
     a command for each (``EXPIRE`` an open call, ``EVICT`` a completed one past retention).
 
-    Reads the open calls, or now and then every state. The reads do not yield to the event
-    loop, so the agent cannot change the table under them.
+    Reads the open calls due, yielding to the event loop every :data:`DUE_READS_PER_YIELD`, or
+    now and then every state, without yielding (a rebalance could close a partition's database
+    under the scan, and a state written meanwhile could be missed by the open set it rebuilds).
+    A command checks its call's deadline again, so a call changed since it was read is safe.
     """
 
     def __init__(
         self,
         table: SweptTable,
         open_calls: OpenCalls,
-        deadline_of: DeadlineOf,
         send: Send,
         partitions: int,
         *,
@@ -127,7 +145,6 @@ class Sweep:
         and no rebalance runs; ``rebalances``: how many rebalances the worker went through."""
         self.table = table
         self.open_calls = open_calls
-        self.deadline_of = deadline_of
         self.send = send
         self.partitions = partitions
         self.ready = ready
@@ -144,7 +161,7 @@ class Sweep:
         if self.open_calls.full_scan_due(started, rebalance):
             due = self._full_scan(now, started, rebalance)
         else:
-            due = self._open_calls_due(now)
+            due = await self._open_calls_due(now, rebalance)
         for key, completed in due:
             await self.send(key, EVICT if completed else EXPIRE)
         return len(due)
@@ -158,10 +175,12 @@ class Sweep:
                 rows += 1
                 yield item
 
-        due, still_open = due_calls(counting(), self.deadline_of, now)
+        due, still_open = due_calls(counting(), self.open_calls.deadline_of, now)
         self.table.counted(rows)
         # The table's partition of a key is its input records' (the default partitioner).
-        found = {key: murmur2_partition(key, self.partitions) for key in still_open}
+        found = {
+            key: (murmur2_partition(key, self.partitions), deadline) for key, deadline in still_open
+        }
         self.open_calls.rebuilt(found, self.monotonic(), rebalance)
         log.info(
             "scanned the call-state table in %.2f s: %d rows, %d open, %d due",
@@ -172,13 +191,17 @@ class Sweep:
         )
         return due
 
-    def _open_calls_due(self, now: int) -> list[tuple[bytes, bool]]:
+    async def _open_calls_due(self, now: int, rebalance: int) -> list[tuple[bytes, bool]]:
         stored = []
-        for key, partition in self.open_calls.items():
+        for index, (key, partition) in enumerate(self.open_calls.due(now)):
+            if index and index % DUE_READS_PER_YIELD == 0:
+                await asyncio.sleep(0)
+                if not self.ready() or self.rebalances() != rebalance:
+                    return []  # a partition may be gone: the next tick scans anew
             value = self.table.get(partition, key)
             if value is None:  # deleted since: not by the agent, which notes its deletes
-                self.open_calls.note(key, partition, is_open=False)
+                self.open_calls.note(key, partition, None)
             else:
                 stored.append((key, value))
-        due, _ = due_calls(stored, self.deadline_of, now)
+        due, _ = due_calls(stored, self.open_calls.deadline_of, now)
         return due

@@ -27,6 +27,7 @@ from callstream.processors.sweep import OpenCalls
 from callstream.processors.tablestore import TableStore
 from callstream.schemas.topics import METRICS
 from tests.unit.schema_fixtures import cdr, with_
+from tests.unit.test_sweep import deadline_of
 from tests.unit.test_tablestore import FaustStore
 from tests.unit.test_worker_batches import Event, Producer, flush_delivered, settle
 from tests.unit.test_worker_handlers import EVENTS, Input, Message
@@ -60,7 +61,7 @@ class Worker:
             now_ms=lambda: NOW,
         )
         outputs = Outputs({name: f"p.{name}" for name in OUTPUT_TOPICS}, self.batches)
-        step_sink = StepSink(self.calls, outputs, OpenCalls(full_scan_interval_s=60), writer)
+        step_sink = StepSink(self.calls, outputs, OpenCalls(60, deadline_of), writer)
         self.fold = FoldHandler(step_sink, self.batches, lambda topic, outcome: None)
         self.emitted: Counter[str] = Counter()
         self.window_handler = WindowHandler(

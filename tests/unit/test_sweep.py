@@ -3,13 +3,22 @@ sends a command for each call due, on its own with a fake table and clocks."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.callstate import Event, FoldSettings
 from callstream.processors.settings import WorkerSettings
 from callstream.processors.step import stored_deadline_ms
-from callstream.processors.sweep import EVICT, EXPIRE, OpenCalls, Sweep, due_calls
+from callstream.processors.sweep import (
+    DUE_READS_PER_YIELD,
+    EVICT,
+    EXPIRE,
+    OpenCalls,
+    Sweep,
+    due_calls,
+)
 from tests.unit.test_callstate import ANSWERED, CDR, HANGUP, RINGING, fold
 
 SETTINGS = FoldSettings(cdr_timeout_ms=1_000, stale_timeout_ms=2_000, retention_ms=3_000)
@@ -25,19 +34,27 @@ def deadline_of(value: bytes) -> tuple[int, bool]:
 
 
 def test_the_agent_notes_open_calls_and_drops_completed_ones() -> None:
-    calls = OpenCalls(full_scan_interval_s=60)
-    calls.note(b"a", 3, is_open=True)
-    calls.note(b"b", 1, is_open=True)
-    calls.note(b"a", 3, is_open=False)  # completed
-    calls.note(b"c", 0, is_open=False)  # never open: nothing to drop
+    calls = OpenCalls(full_scan_interval_s=60, deadline_of=deadline_of)
+    ringing, ended = stored(RINGING), stored(RINGING, ANSWERED, HANGUP)
+    calls.note(b"a", 3, ringing)
+    calls.note(b"b", 1, ended)
+    calls.note(b"a", 3, None)  # completed
+    calls.note(b"c", 0, None)  # never open: nothing to drop
     assert calls.items() == [(b"b", 1)]
     assert len(calls) == 1
+    # Each with its deadline: a tick reads only the calls due.
+    calls.note(b"a", 3, ringing)
+    (ringing_due, _), (ended_due, _) = deadline_of(ringing), deadline_of(ended)
+    assert ended_due < ringing_due  # waiting for its CDR: 1 s; ringing: 2 s
+    assert calls.due(ended_due - 1) == []
+    assert calls.due(ended_due) == [(b"b", 1)]
+    assert sorted(calls.due(ringing_due)) == [(b"a", 3), (b"b", 1)]
 
 
 def test_a_full_scan_comes_first_then_on_its_interval_and_after_each_rebalance() -> None:
-    calls = OpenCalls(full_scan_interval_s=60)
+    calls = OpenCalls(full_scan_interval_s=60, deadline_of=deadline_of)
     assert calls.full_scan_due(0.0, rebalance=1)  # nothing known before the first
-    calls.rebuilt({b"a": 1}, 0.0, rebalance=1)
+    calls.rebuilt({b"a": (1, 5_000)}, 0.0, rebalance=1)
     assert calls.items() == [(b"a", 1)]
     assert not calls.full_scan_due(59.9, rebalance=1)
     assert calls.full_scan_due(60.0, rebalance=1)
@@ -55,7 +72,7 @@ def test_due_calls_sorts_out_what_to_expire_evict_and_keep_open() -> None:
     table = [(b"ringing", ringing), (b"ended", ended), (b"completed", completed)]
 
     due, still_open = due_calls(table, deadline_of, ended_due - 1)
-    assert (due, still_open) == ([], [b"ringing", b"ended"])
+    assert (due, still_open) == ([], [(b"ringing", ringing_due), (b"ended", ended_due)])
     due, _ = due_calls(table, deadline_of, ended_due)
     assert due == [(b"ended", False)]
     due, _ = due_calls(table, deadline_of, max(ringing_due, completed_due))
@@ -114,7 +131,6 @@ def sweep_of(
     sweep = Sweep(
         table,
         calls,
-        deadline_of,
         send,
         partitions=12,
         ready=lambda: ready[0],
@@ -130,7 +146,7 @@ async def test_the_sweep_waits_for_the_tables_then_scans_them_whole_first() -> N
     ringing_due, _ = deadline_of(ringing)
     completed_due, _ = deadline_of(completed)
     table = Table({b"ringing": (partition(b"ringing"), ringing), b"done": (3, completed)})
-    calls, clock, ready, rebalance = OpenCalls(full_scan_interval_s=60), Clock(), [False], [1]
+    calls, clock, ready, rebalance = OpenCalls(60, deadline_of), Clock(), [False], [1]
     sweep, sent = sweep_of(table, calls, clock, ready, rebalance)
     clock.ms = max(ringing_due, completed_due)
 
@@ -147,11 +163,14 @@ async def test_the_sweep_waits_for_the_tables_then_scans_them_whole_first() -> N
 async def test_between_full_scans_the_sweep_reads_only_the_open_calls() -> None:
     ringing, completed = stored(RINGING), stored(RINGING, CDR)
     table = Table({key: (partition(key), ringing) for key in (b"ringing", b"gone")})
-    calls, clock, ready, rebalance = OpenCalls(full_scan_interval_s=60), Clock(), [True], [1]
+    calls, clock, ready, rebalance = OpenCalls(60, deadline_of), Clock(), [True], [1]
     sweep, sent = sweep_of(table, calls, clock, ready, rebalance)
     await sweep.tick()  # the first full scan, at 0: nothing due
     assert sent == []
     table.reads.clear()
+    clock.s = 30.0
+    assert await sweep.tick() == 0
+    assert table.reads == []  # open calls, none due yet: none read
     del table.rows[b"gone"]  # deleted past the agent: the sweep forgets it
     table.rows[b"done"] = (
         partition(b"done"),
@@ -166,3 +185,58 @@ async def test_between_full_scans_the_sweep_reads_only_the_open_calls() -> None:
     await sweep.tick()
     assert table.reads[-1] == "items"
     assert sent[-1] == (b"done", EVICT)
+
+
+def open_calls_table(count: int) -> tuple[Table, OpenCalls, Clock]:
+    """``count`` ringing calls, noted open by the agent, all due; the first full scan done."""
+    ringing = stored(RINGING)
+    keys = [b"call-%d" % index for index in range(count)]
+    table = Table({key: (partition(key), ringing) for key in keys})
+    calls, clock = OpenCalls(60, deadline_of), Clock()
+    clock.ms, clock.s = deadline_of(ringing)[0], 1.0
+    calls.rebuilt({key: (partition(key), clock.ms) for key in keys}, now_s=0.0, rebalance=1)
+    return table, calls, clock
+
+
+async def test_reading_many_due_calls_lets_the_agents_and_queries_run_between_reads() -> None:
+    table, calls, clock = open_calls_table(2 * DUE_READS_PER_YIELD + 500)
+    sweep, sent = sweep_of(table, calls, clock, [True], [1])
+    turns = 0  # the event loop's turns taken by another task while the tick runs
+    seen_at_reads: list[int] = []
+    get = table.get
+
+    def reading(partition: int, key: bytes) -> bytes | None:
+        seen_at_reads.append(turns)
+        return get(partition, key)
+
+    table.get = reading  # type: ignore[method-assign]
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(other_task())
+    try:
+        assert await sweep.tick() == len(seen_at_reads) == 2 * DUE_READS_PER_YIELD + 500
+    finally:
+        running.cancel()
+    assert len(set(seen_at_reads)) == 3  # the other task ran between the three chunks
+    assert {command for _, command in sent} == {EXPIRE}
+
+
+async def test_a_rebalance_during_the_due_calls_read_ends_the_tick_without_commands() -> None:
+    table, calls, clock = open_calls_table(2 * DUE_READS_PER_YIELD)
+    rebalance = [1]
+    sweep, sent = sweep_of(table, calls, clock, [True], rebalance)
+
+    async def rebalanced() -> None:
+        rebalance[0] = 2  # runs at the tick's first yield
+
+    asyncio.get_running_loop().create_task(rebalanced())
+    assert await sweep.tick() == 0
+    assert table.reads == ["get"] * DUE_READS_PER_YIELD  # no read after the rebalance
+    assert sent == []
+    await sweep.tick()  # the next tick scans the table whole (partitions may have moved)
+    assert table.reads[-1] == "items"

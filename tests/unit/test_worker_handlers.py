@@ -56,7 +56,7 @@ class Worker:
         self.store = FaustStore()
         self.table = TableSink("call-state", TableStore(self.store, None), CHANGELOG, self.batches)
         outputs = Outputs({name: f"p.{name}" for name in OUTPUT_TOPICS}, self.batches)
-        self.open_calls = OpenCalls(full_scan_interval_s=60)
+        self.open_calls = OpenCalls(full_scan_interval_s=60, deadline_of=deadline_of)
         self.sink = StepSink(self.table, outputs, self.open_calls)
         self.observed: list[tuple[str, Outcome]] = []
 
