@@ -1,5 +1,10 @@
 """faust's own floor: a no-op agent over the same input topics, acking each record at once.
 
+With BENCH_FLOOR_MODE=table-and-send, the least a stateful faust agent does instead: each
+record written to a faust table (memory store: the row and its changelog record) and sent on to
+an output topic (``topic.send``, not waiting for its delivery), the way faust's documentation
+writes one; far less than the worker does per record (README, Performance).
+
 Run by bench/processors.py as a subprocess (a faust app owns its process and event loop),
 with BENCH_FLOOR_* in the environment; the worker is set up as `callstream worker` sets up its
 own. Writes ``<events> <seconds>`` (first record to the last) to BENCH_FLOOR_OUT and exits once
@@ -32,6 +37,15 @@ app = faust.App(
     value_serializer="raw",
 )
 source = app.topic(*TOPICS, key_type=bytes, value_type=bytes)
+STATEFUL = os.environ.get("BENCH_FLOOR_MODE", "noop") == "table-and-send"
+PARTITIONS = int(os.environ.get("BENCH_FLOOR_PARTITIONS", "1"))  # the input topics'
+sent_on = app.topic(
+    os.environ.get("BENCH_FLOOR_OUT_TOPIC", "bench-floor-out"),
+    key_type=bytes,
+    value_type=bytes,
+    partitions=PARTITIONS,
+)
+rows = app.Table("rows", key_type=bytes, value_type=bytes, partitions=PARTITIONS)
 
 
 def report(events: int, seconds: float) -> None:
@@ -42,7 +56,12 @@ def report(events: int, seconds: float) -> None:
 @app.agent(source)
 async def noop(stream: Any) -> None:
     seen, started = 0, 0.0
+    if STATEFUL:
+        await sent_on.declare()
     async for event in stream.noack().events():
+        if STATEFUL:
+            rows[event.key] = event.value
+            await sent_on.send(key=event.key, value=event.value)
         event.ack()
         if not seen:
             started = time.perf_counter()

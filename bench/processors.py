@@ -9,7 +9,8 @@ is inside its grace. The worker's rate is the events divided by the time from it
 until ``callstream.metrics`` shows every window with all of its calls: the fold, the shares,
 the windows and their publication, not the calls' completion alone. Its CPU time per event
 comes from /proc (a steadier figure than the rate on a shared machine). The baseline is a faust
-agent that does nothing with the same records (bench/faust_floor.py); the fold alone in this
+agent that does nothing with the same records (bench/faust_floor.py); beside it, one that does
+the least a stateful agent does (a faust table row and a send per record); the fold alone in this
 process, without Kafka, is shown too, and the worker with its metrics left out
 (bench/worker_without_metrics.py, timed until it has folded every record): what the metrics
 cost, and the most any ratio to the no-op agent could be. A broker is started for the run unless
@@ -60,7 +61,7 @@ from callstream.kafka import broker
 from callstream.kafka.admin import ensure_topics
 from callstream.processors.settings import STORES, metric_settings
 from callstream.processors.step import fold_record
-from callstream.schemas.topics import CALL_EVENTS, CDRS, METRICS, TOPICS, topic_names
+from callstream.schemas.topics import CALL_EVENTS, CDRS, METRICS, TOPICS, topic, topic_names
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
@@ -158,16 +159,22 @@ async def wait_windows(
     return seen
 
 
-def faust_floor_rate(bootstrap: str, names: dict[str, str], total: int, tmp: str) -> float:
-    """A faust agent that does nothing with the same records (bench/faust_floor.py)."""
-    out = Path(tmp) / "floor.txt"
+def faust_floor_rate(
+    bootstrap: str, names: dict[str, str], total: int, tmp: str, mode: str = "noop"
+) -> float:
+    """A faust agent that does nothing with the same records (bench/faust_floor.py), or with
+    ``mode`` "table-and-send", a table row and an output record per record."""
+    out = Path(tmp) / f"floor-{mode}.txt"
     env = {
         **os.environ,
         "BENCH_FLOOR_BOOTSTRAP": bootstrap,
         "BENCH_FLOOR_TOPICS": f"{names[CALL_EVENTS]},{names[CDRS]}",
         "BENCH_FLOOR_EVENTS": str(total),
         "BENCH_FLOOR_OUT": str(out),
-        "BENCH_FLOOR_DATA_DIR": str(Path(tmp) / "floor-data"),
+        "BENCH_FLOOR_DATA_DIR": str(Path(tmp) / f"floor-data-{mode}"),
+        "BENCH_FLOOR_MODE": mode,
+        "BENCH_FLOOR_PARTITIONS": str(topic(CALL_EVENTS).partitions),
+        "BENCH_FLOOR_OUT_TOPIC": f"{names[CALL_EVENTS]}.floor-out",
     }
     command = [sys.executable, "-m", "bench.faust_floor"]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -458,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
         fold_only = fold_only_rate(records, now_ms)
         print("bench: a no-op faust agent ...", file=sys.stderr)
         floor = 0.0 if args.skip_floor else faust_floor_rate(bootstrap, names, len(records), tmp)
+        print("bench: a faust agent with a table row and a send per record ...", file=sys.stderr)
+        stateful = (
+            0.0
+            if args.skip_floor
+            else faust_floor_rate(bootstrap, names, len(records), tmp, "table-and-send")
+        )
 
         env = {
             **os.environ,
@@ -500,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         "fold_only_events_per_s": fold_only,
         "worker_events_per_s": rate,
         "ratio_to_noop_agent": ratio,
+        "faust_table_and_send_agent_events_per_s": stateful,
+        "ratio_to_table_and_send_agent": rate / stateful if stateful else 0.0,
         "worker_cpu_us_per_event": one.cpu_us,
         "worker_without_metrics_events_per_s": bare.events_per_s,
         "worker_without_metrics_cpu_us_per_event": bare.cpu_us_per_event,
@@ -524,6 +539,13 @@ def main(argv: list[str] | None = None) -> int:
             ["no-op faust agent, events/s", floor, ""],
             ["worker (fold, metrics, publish), events/s", rate, f">= {TARGETS['rate']:,.0f}"],
             ["ratio worker / no-op faust agent", ratio, f">= {TARGETS['ratio_to_noop_agent']}"],
+            ["faust agent, a table row and a send per record, events/s", stateful, ""],
+            [
+                "ratio worker / that agent; that agent / no-op agent",
+                f"{rate / stateful if stateful else 0.0:.2f}; "
+                f"{stateful / floor if floor else 0.0:.2f}",
+                "",
+            ],
             ["fold alone in-process (no metrics, no Kafka), events/s", fold_only, ""],
             ["worker CPU per event, us", one.cpu_us, ""],
             [
