@@ -204,8 +204,8 @@ class StepSink:
         replaces: bool | None = None,
     ) -> None:
         """Store ``value`` under ``key`` (None deletes); ``is_open``: the call is not completed,
-        so the timer checks it every tick (noted with the store's write, before anything
-        yields to the timer); ``replaces``: as :meth:`TableSink.write`."""
+        so the timer checks it once its deadline passes (noted with the store's write, before
+        anything yields to the timer); ``replaces``: as :meth:`TableSink.write`."""
         self.open_calls.note(key, partition, value if is_open else None)
         await self.table.write(partition, key, value, replaces=replaces)
 

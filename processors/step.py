@@ -58,8 +58,9 @@ class Record:
 @dataclass(frozen=True, slots=True)
 class Step:
     """The outcome of one input: the call's new stored state (``None``: unchanged), records,
-    and whether that state is open (not completed: the timer checks it every tick; always
-    stated, since a writer that forgot it would hide an open call from the timer)."""
+    and whether that state is open (not completed: the timer checks it once its deadline
+    passes; always stated, since a writer that forgot it would hide an open call from the
+    timer)."""
 
     call_id: str | None
     stored: bytes | None
@@ -91,7 +92,8 @@ def decode_state(stored: bytes) -> CallState:
 
 def stored_deadline_ms(stored: bytes, settings: FoldSettings) -> tuple[int, bool]:
     """(next deadline, completed?) of a stored state, decoding only the two fields it needs:
-    the timer reads every state in the table, a full decode of each is most of its cost."""
+    the timer's full scan reads every state in the table, and the agent notes the deadline of
+    each open state it writes; a full decode of each would be most of their cost."""
     due = _decode_due(stored)
     return deadline_ms(due.status, due.updated_at_ms, settings), due.status == "completed"
 

@@ -59,10 +59,15 @@ class OpenCalls:
     def note(self, key: bytes, partition: int, open_state: bytes | None) -> None:
         """The agent wrote ``key``'s state: ``open_state`` is it when the call is open, None
         when it is completed or deleted."""
-        if open_state is None:
+        deadline = None if open_state is None else self.deadline_of(open_state)[0]
+        self.noted(key, partition, deadline)
+
+    def noted(self, key: bytes, partition: int, deadline: int | None) -> None:
+        """:meth:`note` with the open state's deadline known (None: not open)."""
+        if deadline is None:
             self._calls.pop(key, None)
         else:
-            self._calls[key] = (partition, self.deadline_of(open_state)[0])
+            self._calls[key] = (partition, deadline)
 
     def full_scan_due(self, now_s: float, rebalance: int) -> bool:
         """Whether this tick scans the whole table: on the interval, or after a rebalance (the
@@ -192,7 +197,7 @@ class Sweep:
         return due
 
     async def _open_calls_due(self, now: int, rebalance: int) -> list[tuple[bytes, bool]]:
-        stored = []
+        due: list[tuple[bytes, bool]] = []
         for index, (key, partition) in enumerate(self.open_calls.due(now)):
             if index and index % DUE_READS_PER_YIELD == 0:
                 await asyncio.sleep(0)
@@ -200,8 +205,11 @@ class Sweep:
                     return []  # a partition may be gone: the next tick scans anew
             value = self.table.get(partition, key)
             if value is None:  # deleted since: not by the agent, which notes its deletes
-                self.open_calls.note(key, partition, None)
-            else:
-                stored.append((key, value))
-        due, _ = due_calls(stored, self.open_calls.deadline_of, now)
+                self.open_calls.noted(key, partition, None)
+                continue
+            deadline, completed = self.open_calls.deadline_of(value)
+            if deadline <= now:
+                due.append((key, completed))
+            # The stored state decides: a noted deadline that was early is corrected.
+            self.open_calls.noted(key, partition, None if completed else deadline)
         return due

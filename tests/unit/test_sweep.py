@@ -1,4 +1,4 @@
-"""The timer's split: open calls read every tick, the whole table now and then; the sweep
+"""The timer's split: the open calls due read every tick, the whole table now and then; the sweep
 sends a command for each call due, on its own with a fake table and clocks."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 
 from callstream.kafka.partitioning import murmur2_partition
 from callstream.processors.callstate import Event, FoldSettings
@@ -226,17 +227,39 @@ async def test_reading_many_due_calls_lets_the_agents_and_queries_run_between_re
     assert {command for _, command in sent} == {EXPIRE}
 
 
-async def test_a_rebalance_during_the_due_calls_read_ends_the_tick_without_commands() -> None:
+@pytest.mark.parametrize("change", ["rebalance", "not ready"])
+async def test_a_rebalance_during_the_due_calls_read_ends_the_tick_without_commands(
+    change: str,
+) -> None:
     table, calls, clock = open_calls_table(2 * DUE_READS_PER_YIELD)
-    rebalance = [1]
-    sweep, sent = sweep_of(table, calls, clock, [True], rebalance)
+    ready, rebalance = [True], [1]
+    sweep, sent = sweep_of(table, calls, clock, ready, rebalance)
 
-    async def rebalanced() -> None:
-        rebalance[0] = 2  # runs at the tick's first yield
+    async def rebalanced() -> None:  # runs at the tick's first yield
+        if change == "rebalance":
+            rebalance[0] = 2
+        else:
+            ready[0] = False
 
     asyncio.get_running_loop().create_task(rebalanced())
     assert await sweep.tick() == 0
-    assert table.reads == ["get"] * DUE_READS_PER_YIELD  # no read after the rebalance
+    assert table.reads == ["get"] * DUE_READS_PER_YIELD  # no read after the change
     assert sent == []
-    await sweep.tick()  # the next tick scans the table whole (partitions may have moved)
-    assert table.reads[-1] == "items"
+    ready[0] = True
+    await sweep.tick()  # the next tick reads the calls again, the table whole after a rebalance
+    assert table.reads[-1] == ("items" if change == "rebalance" else "get")
+    assert len(sent) == 2 * DUE_READS_PER_YIELD
+
+
+async def test_a_deadline_noted_too_early_is_corrected_from_the_stored_state() -> None:
+    ringing = stored(RINGING)
+    table = Table({b"ringing": (partition(b"ringing"), ringing)})
+    calls, clock = OpenCalls(60, deadline_of), Clock()
+    sweep, sent = sweep_of(table, calls, clock, [True], [1])
+    await sweep.tick()  # the first full scan
+    calls.noted(b"ringing", partition(b"ringing"), 0)  # as after a recovery: too early
+    clock.ms, clock.s = deadline_of(ringing)[0] - 1, 1.0
+    assert await sweep.tick() == 0  # read, and not due: no command
+    assert sent == []
+    assert calls.due(clock.ms) == []  # its stored deadline from now on
+    assert calls.due(deadline_of(ringing)[0]) == [(b"ringing", partition(b"ringing"))]

@@ -104,6 +104,24 @@ async def test_a_webhook_changes_its_call_and_is_acked_once_its_records_are_deli
     assert worker.table.rows == 1  # the call's row replaced, not one more
 
 
+async def test_the_timer_finds_each_open_call_at_the_deadline_of_its_latest_state() -> None:
+    worker = Worker()
+    fold = FoldHandler(worker.sink, worker.batches, worker.observe)
+    deadlines = []
+    for offset, state in ((0, "ringing"), (5_000, "answered"), (65_000, "hangup")):
+        body = {**event(), "state": state, "date_time": event()["date_time"] + offset}
+        await fold(Input(Message(EVENTS, 5), orjson.dumps(body)))
+        deadline, completed = deadline_of(worker.table.get(5, KEY) or b"")
+        assert not completed
+        assert worker.open_calls.due(deadline - 1) == []
+        assert worker.open_calls.due(deadline) == [(KEY, 5)]
+        deadlines.append(deadline)
+    assert deadlines[2] < deadlines[0]  # ended: waits for its CDR a shorter time than ringing
+    await fold(Input(Message(EVENTS, 5), orjson.dumps(cdr() | {"transaction_id": CALL})))
+    assert decode_state(worker.table.get(5, KEY) or b"").status == "completed"
+    assert worker.open_calls.items() == []  # completed: only the full scan looks at it
+
+
 async def test_the_commands_expire_an_overdue_call_and_evict_a_completed_one() -> None:
     worker = Worker()
     now = [0]
