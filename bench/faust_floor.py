@@ -37,37 +37,52 @@ app = faust.App(
     value_serializer="raw",
 )
 source = app.topic(*TOPICS, key_type=bytes, value_type=bytes)
-STATEFUL = os.environ.get("BENCH_FLOOR_MODE", "noop") == "table-and-send"
 PARTITIONS = int(os.environ.get("BENCH_FLOOR_PARTITIONS", "1"))  # the input topics'
-sent_on = app.topic(
-    os.environ.get("BENCH_FLOOR_OUT_TOPIC", "bench-floor-out"),
-    key_type=bytes,
-    value_type=bytes,
-    partitions=PARTITIONS,
-)
-rows = app.Table("rows", key_type=bytes, value_type=bytes, partitions=PARTITIONS)
 
 
-def report(events: int, seconds: float) -> None:
-    Path(OUT).write_text(f"{events} {seconds}\n")
-    os._exit(0)
+class Clock:
+    """Started by the first record; the last writes ``<events> <seconds>`` and exits."""
+
+    def __init__(self) -> None:
+        self.seen, self.started = 0, 0.0
+
+    def count(self) -> None:
+        if not self.seen:
+            self.started = time.perf_counter()
+        self.seen += 1
+        if self.seen == EVENTS:
+            Path(OUT).write_text(f"{self.seen} {time.perf_counter() - self.started}\n")
+            os._exit(0)
 
 
-@app.agent(source)
-async def noop(stream: Any) -> None:
-    seen, started = 0, 0.0
-    if STATEFUL:
+clock = Clock()
+
+
+if os.environ.get("BENCH_FLOOR_MODE", "noop") == "table-and-send":
+    sent_on = app.topic(
+        os.environ.get("BENCH_FLOOR_OUT_TOPIC", "bench-floor-out"),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=PARTITIONS,
+    )
+    rows = app.Table("rows", key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+
+    @app.agent(source)
+    async def table_and_send(stream: Any) -> None:
         await sent_on.declare()
-    async for event in stream.noack().events():
-        if STATEFUL:
+        async for event in stream.noack().events():
             rows[event.key] = event.value
             await sent_on.send(key=event.key, value=event.value)
-        event.ack()
-        if not seen:
-            started = time.perf_counter()
-        seen += 1
-        if seen == EVENTS:
-            report(seen, time.perf_counter() - started)
+            event.ack()
+            clock.count()
+
+else:
+
+    @app.agent(source)
+    async def noop(stream: Any) -> None:
+        async for event in stream.noack().events():
+            event.ack()
+            clock.count()
 
 
 if __name__ == "__main__":
