@@ -197,7 +197,7 @@ class Sweep:
         return due
 
     async def _open_calls_due(self, now: int, rebalance: int) -> list[tuple[bytes, bool]]:
-        due: list[tuple[bytes, bool]] = []
+        read: dict[bytes, tuple[int, bytes]] = {}  # key -> (partition, stored state)
         for index, (key, partition) in enumerate(self.open_calls.due(now)):
             if index and index % DUE_READS_PER_YIELD == 0:
                 await asyncio.sleep(0)
@@ -206,10 +206,12 @@ class Sweep:
             value = self.table.get(partition, key)
             if value is None:  # deleted since: not by the agent, which notes its deletes
                 self.open_calls.noted(key, partition, None)
-                continue
-            deadline, completed = self.open_calls.deadline_of(value)
-            if deadline <= now:
-                due.append((key, completed))
-            # The stored state decides: a noted deadline that was early is corrected.
-            self.open_calls.noted(key, partition, None if completed else deadline)
+            else:
+                read[key] = (partition, value)
+        stored = ((key, value) for key, (_, value) in read.items())
+        due, still_open = due_calls(stored, self.open_calls.deadline_of, now)
+        deadlines = dict(still_open)
+        for key, (partition, _) in read.items():
+            # The stored state decides: an early deadline is corrected, a completed call leaves.
+            self.open_calls.noted(key, partition, deadlines.get(key))
         return due
